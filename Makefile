@@ -1,0 +1,29 @@
+# One virtual environment, made on first use. The CPU build of torch goes in first so that
+# pip never resolves the multi-GB CUDA build; override TORCH for another build.
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= torch==2.13.0
+PY     := $(VENV)/bin/python
+
+.PHONY: run test bench install clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q "$(TORCH)" -e ".[test,mocap]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(PY) scripts/quickstart.py
+
+test: install
+	$(PY) -m pytest -n 2 -q
+
+bench: install
+	$(PY) benchmarks/gridworld_speed.py
+
+clean:
+	rm -rf $(VENV) runs
