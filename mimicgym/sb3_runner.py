@@ -87,9 +87,7 @@ def train_sb3(cfg: RunConfig) -> RunResult:
     if cfg.timesteps is None:
         raise ValueError(f"agent {cfg.agent!r} needs timesteps")
     algo = sb3_algorithm(cfg.agent)
-    run_dir = new_run_dir(cfg)
     venv = make_sb3_vec_env(cfg, cfg.seed, cfg.n_envs)
-    stats_path = run_dir / "vecnormalize.pkl"
     if cfg.normalize:
         resumed_stats = Path(cfg.resume).with_name("vecnormalize.pkl") if cfg.resume else None
         if resumed_stats is not None and resumed_stats.exists():
@@ -101,6 +99,9 @@ def train_sb3(cfg: RunConfig) -> RunResult:
     else:
         model = algo(_policy_name(venv.observation_space), venv, seed=cfg.seed,
                      device=cfg.device, verbose=0, **cfg.hyperparameters)
+    # The run directory is made only once the model exists: a bad option leaves nothing behind.
+    run_dir = new_run_dir(cfg)
+    stats_path = run_dir / "vecnormalize.pkl"
     model.set_logger(configure(str(run_dir), ["tensorboard", "csv"]))
     write_json(run_dir / "config.json", {
         "config": dataclasses.asdict(cfg),

@@ -162,12 +162,12 @@ def train(cfg: RunConfig) -> RunResult:
 
     agent_cls = get_agent_class(cfg.agent)
     env = make_env(cfg)
-    run_dir = new_run_dir(cfg)
     if cfg.resume:
         agent = agent_cls.load(cfg.resume, env=env)
     else:
         extra = _accepted(agent_cls.__init__, {"device": cfg.device})
         agent = agent_cls(env, seed=cfg.seed, **extra, **cfg.hyperparameters)
+    run_dir = new_run_dir(cfg)
     write_json(run_dir / "config.json", {
         "config": dataclasses.asdict(cfg),
         "agent_class": agent_cls.__name__,
