@@ -144,10 +144,9 @@ def write_json(path: Path, payload: Any) -> None:
 
 
 def _accepted(func, candidates: dict[str, Any]) -> dict[str, Any]:
-    """The subset of ``candidates`` that ``func`` takes (agents differ in what learn() counts)."""
+    """The subset of ``candidates`` that ``func`` names explicitly (agents differ in what
+    learn() counts; ``**hyperparameters`` catch-alls must not swallow run options)."""
     params = inspect.signature(func).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return candidates
     return {k: v for k, v in candidates.items() if k in params}
 
 

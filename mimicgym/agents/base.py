@@ -157,3 +157,105 @@ class TabularAgent(Agent):
         if "rng_state" in meta:
             agent.rng.bit_generator.state = meta["rng_state"]
         return agent
+
+    # --- acting: shared by every tabular agent -------------------------------------------
+
+    def greedy_actions(self) -> np.ndarray:
+        """(S,) action each state takes under ``predict(deterministic=True)``: first maximum."""
+        return np.argmax(self.q_values, axis=1)
+
+    def action_probabilities(self) -> np.ndarray:
+        """(S, A) probabilities ``predict(deterministic=False)`` samples from."""
+        probs = np.zeros((self.n_states, self.n_actions))
+        probs[np.arange(self.n_states), self.greedy_actions()] = 1.0
+        return probs
+
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
+        """Actions for one state index or an array of them (stable-baselines3's signature)."""
+        obs = np.asarray(observation)
+        if obs.dtype.kind == "f" and np.array_equal(obs, np.round(obs)):
+            obs = obs.astype(np.int64)
+        if obs.dtype.kind not in "iu" or ((obs < 0) | (obs >= self.n_states)).any():
+            raise ValueError(
+                f"{type(self).__name__}.predict expects state indices in [0, {self.n_states}), "
+                f"got {observation!r}"
+            )
+        if deterministic:
+            actions = self.greedy_actions()[obs]
+        else:
+            cumulative = np.cumsum(self.action_probabilities()[obs], axis=-1)  # (..., A)
+            u = self.rng.random(obs.shape + (1,))
+            actions = np.minimum((cumulative <= u).sum(-1), self.n_actions - 1)
+        if obs.ndim == 0:
+            return int(actions), state
+        return actions.astype(np.int64), state
+
+
+class EpisodicAgent(TabularAgent):
+    """A tabular agent that learns from episodes of experience (Monte Carlo, TD).
+
+    Subclasses implement ``_run_episode(max_steps) -> (return, length, finished)`` and may
+    record their own metrics in ``_record_train_metrics``. The env is reset with a seed
+    derived from the agent's seed on its first reset, so one seed fixes the whole run.
+    Their config must have a ``log_interval`` (episodes between two logger dumps).
+    """
+
+    def __init__(self, env, *, seed: int = 0, **hyperparameters):
+        super().__init__(env, seed=seed, **hyperparameters)
+        self._env_seeded = False
+
+    def _reset_env(self) -> int:
+        if self._env_seeded:
+            obs, _ = self.env.reset()
+        else:
+            # An independent stream: the env must not replay the agent's own random numbers.
+            env_seed = int(np.random.SeedSequence(self.seed, spawn_key=(1,)).generate_state(1)[0])
+            obs, _ = self.env.reset(seed=env_seed)
+            self._env_seeded = True
+        return int(obs)
+
+    def _run_episode(self, max_steps: float) -> tuple[float, int, bool]:
+        raise NotImplementedError
+
+    def _record_train_metrics(self) -> None:
+        """Record ``rollout/exploration_rate``, ``train/learning_rate``... before a dump."""
+
+    def learn(self, total_timesteps: int | None = None, total_episodes: int | None = None,
+              callback=None, progress_bar: bool = False) -> "EpisodicAgent":
+        """Run episodes until ``total_timesteps`` more steps or ``total_episodes`` more episodes.
+
+        ``callback(agent)`` runs after each finished episode; returning ``False`` stops.
+        An episode cut by the step budget is not counted as finished and not logged.
+        """
+        if total_timesteps is None and total_episodes is None:
+            raise ValueError("learn() needs total_timesteps or total_episodes")
+        for name, value in (("total_timesteps", total_timesteps), ("total_episodes", total_episodes)):
+            if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        from tqdm.auto import tqdm
+
+        max_steps = float("inf") if total_timesteps is None else int(total_timesteps)
+        max_episodes = float("inf") if total_episodes is None else int(total_episodes)
+        bar = tqdm(total=total_episodes if total_timesteps is None else total_timesteps,
+                   disable=not progress_bar, unit="ep" if total_timesteps is None else "step")
+        steps = episodes = 0
+        try:
+            while steps < max_steps and episodes < max_episodes:
+                episode_return, length, finished = self._run_episode(max_steps - steps)
+                steps += length
+                self.num_timesteps += length
+                bar.update(length if total_timesteps is not None else int(finished))
+                if not finished:
+                    break
+                episodes += 1
+                self.num_episodes += 1
+                self.episode_stats.add(episode_return, length)
+                if self.num_episodes % self.config.log_interval == 0:
+                    self.episode_stats.record(self.logger, self.num_timesteps)
+                    self._record_train_metrics()
+                    self.logger.dump(self.num_timesteps)
+                if callback is not None and callback(self) is False:
+                    break
+        finally:
+            bar.close()
+        return self
