@@ -264,9 +264,9 @@ def write_run_plots(run_dir: Path, agent, env: gym.Env, history: dict) -> list[P
     if model is not None and model.grid_shape is not None and (values is not None or q_values is not None):
         v = np.asarray(values if values is not None else q_values.max(axis=1))
         q = q_values if q_values is not None else model.q_from_v(v, getattr(agent.config, "gamma", 1.0))
-        walls = getattr(base, "walls", np.zeros(model.n_states, bool)).reshape(-1)
+        # Walls and goals are terminal in the model: no colour, no arrow.
         written.append(plot_value_heatmap(
             v, model.grid_shape, run_dir / "values.png", greedy_actions=np.argmax(q, axis=1),
-            moves=getattr(base, "moves", None), mask=walls | model.terminal,
+            moves=getattr(base, "moves", None), mask=model.terminal,
             title=f"{agent.__class__.__name__}: V and greedy policy"))
     return written

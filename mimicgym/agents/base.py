@@ -47,12 +47,40 @@ def check_probability(name: str, value: float) -> None:
         raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
 
 
+def check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def check_policy(policy, shape: tuple[int, int]) -> np.ndarray:
+    """``policy`` as a float64 (S, A) array of action probabilities, or a clear error."""
+    array = np.array(policy, dtype=np.float64)
+    if array.shape != tuple(shape):
+        raise ValueError(f"policy must have shape {tuple(shape)} (state x action probabilities), got {array.shape}")
+    bad = (array < 0).any(1) | ~np.isclose(array.sum(1), 1.0, atol=1e-9)
+    if bad.any():
+        s = int(np.argmax(bad))
+        raise ValueError(f"policy[{s}] is not a distribution over actions: {array[s]}")
+    return array
+
+
+def epsilon_greedy_probabilities(q_values: np.ndarray, epsilon: float) -> np.ndarray:
+    """(S, A) epsilon-greedy policy of ``q_values`` (S, A), the greedy mass shared by tied maxima."""
+    best = q_values == q_values.max(axis=1, keepdims=True)
+    return epsilon / q_values.shape[1] + (1.0 - epsilon) * best / best.sum(axis=1, keepdims=True)
+
+
 class Agent:
     """Base of every agent. Subclasses set ``Config`` and implement ``learn``/``predict``."""
 
     Config: ClassVar[type]
 
     def __init__(self, env: gym.Env | str | None, *, seed: int = 0, **hyperparameters: Any):
+        known = {f.name for f in dataclasses.fields(self.Config)}
+        unknown = sorted(set(hyperparameters) - known)
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no hyperparameter {', '.join(map(repr, unknown))}; "
+                             f"its hyperparameters are {', '.join(sorted(known))}")
         self.config = self.Config(**hyperparameters)
         self.env = make_env(env) if env is not None else None
         self.seed = seed
@@ -204,15 +232,39 @@ class EpisodicAgent(TabularAgent):
         super().__init__(env, seed=seed, **hyperparameters)
         self._env_seeded = False
 
-    def _reset_env(self) -> int:
+    def _reset_env(self, options: dict | None = None) -> int:
         if self._env_seeded:
-            obs, _ = self.env.reset()
+            obs, _ = self.env.reset(options=options)
         else:
             # An independent stream: the env must not replay the agent's own random numbers.
             env_seed = int(np.random.SeedSequence(self.seed, spawn_key=(1,)).generate_state(1)[0])
-            obs, _ = self.env.reset(seed=env_seed)
+            obs, _ = self.env.reset(seed=env_seed, options=options)
             self._env_seeded = True
         return int(obs)
+
+    def _epsilon_greedy(self, state: int, epsilon: float) -> int:
+        """An action from ``q_values[state]``: uniform w.p. epsilon, else greedy with ties
+        broken uniformly at random (Python scalars: cheaper than numpy for a few actions)."""
+        rng = self.rng
+        if rng.random() < epsilon:
+            return int(rng.random() * self.n_actions)
+        row = self.q_values[state].tolist()
+        best = max(row)
+        if row.count(best) == 1:
+            return row.index(best)
+        ties = [a for a, q in enumerate(row) if q == best]
+        return ties[int(rng.random() * len(ties))]
+
+    def _check_finite(self) -> None:
+        """Stop at the first episode that leaves a NaN or inf in a learned table."""
+        for name in self._arrays:
+            table = getattr(self, name)
+            if table.dtype.kind == "f" and not np.isfinite(table).all():
+                where = tuple(int(i) for i in np.argwhere(~np.isfinite(table))[0])
+                raise FloatingPointError(
+                    f"{type(self).__name__}: {name}{list(where)} became {table[where]} in episode "
+                    f"{self.num_episodes} (step {self.num_timesteps}); check the rewards and hyperparameters"
+                )
 
     def _run_episode(self, max_steps: float) -> tuple[float, int, bool]:
         raise NotImplementedError
@@ -245,6 +297,7 @@ class EpisodicAgent(TabularAgent):
                 steps += length
                 self.num_timesteps += length
                 bar.update(length if total_timesteps is not None else int(finished))
+                self._check_finite()
                 if not finished:
                     break
                 episodes += 1

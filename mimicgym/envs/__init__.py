@@ -45,3 +45,15 @@ def _register_all() -> None:
 _register_all()
 
 __all__ = ["GRIDWORLDS", "TabularModel"]
+
+
+# Motion imitation (DeepMimic-style); the env sets its own time limit (``episode_seconds``).
+_MIMIC = "mimicgym.envs.mimic.env:MimicEnv"
+MIMIC_ENVS: dict[str, dict] = {
+    "Mimic-v0": {},
+    "MimicWalk-v0": {"clip": "walk"},
+    "MimicRun-v0": {"clip": "run"},
+}
+for _name, _kwargs in MIMIC_ENVS.items():
+    if f"mimicgym/{_name}" not in gym.registry:
+        gym.register(id=f"mimicgym/{_name}", entry_point=_MIMIC, kwargs=_kwargs)

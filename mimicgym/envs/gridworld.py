@@ -103,6 +103,7 @@ class GridWorldEnv(gym.Env):
         self.n_cols = self.grid_shape[1]
         self.gamma = self.config.gamma  # the discount the textbook uses for this task
         self.action_names = self.config.action_names
+        self.moves = self.config.moves  # (A, 2) (d_row, d_col) of each action, for plots
         self.observation_space = gym.spaces.Discrete(self._model.n_states)
         self.action_space = gym.spaces.Discrete(self._model.n_actions)
 
