@@ -166,6 +166,16 @@ def train(cfg: RunConfig) -> RunResult:
     else:
         extra = _accepted(agent_cls.__init__, {"device": cfg.device})
         agent = agent_cls(env, seed=cfg.seed, **extra, **cfg.hyperparameters)
+    budget = {"total_timesteps": cfg.timesteps, "total_episodes": cfg.episodes}
+    learn_kwargs = _accepted(agent.learn, {
+        **{k: v for k, v in budget.items() if v is not None},
+        "progress_bar": cfg.progress_bar,
+        "reset_num_timesteps": cfg.resume is None,
+    })
+    if "total_timesteps" in inspect.signature(agent.learn).parameters and not (
+        budget.keys() & learn_kwargs.keys()
+    ):
+        raise ValueError(f"agent {cfg.agent!r} learns from samples: give timesteps or episodes")
     run_dir = new_run_dir(cfg)
     write_json(run_dir / "config.json", {
         "config": dataclasses.asdict(cfg),
@@ -179,16 +189,6 @@ def train(cfg: RunConfig) -> RunResult:
                                       **agent.hyperparameters})
     agent.set_logger(logger)
     model_path = run_dir / ("model.npz" if _is_tabular(agent) else "model.pt")
-    budget = {"total_timesteps": cfg.timesteps, "total_episodes": cfg.episodes}
-    learn_kwargs = _accepted(agent.learn, {
-        **{k: v for k, v in budget.items() if v is not None},
-        "progress_bar": cfg.progress_bar,
-        "reset_num_timesteps": cfg.resume is None,
-    })
-    if "total_timesteps" in inspect.signature(agent.learn).parameters and not (
-        budget.keys() & learn_kwargs.keys()
-    ):
-        raise ValueError(f"agent {cfg.agent!r} learns from samples: give timesteps or episodes")
     try:
         agent.learn(**learn_kwargs)
     except KeyboardInterrupt:

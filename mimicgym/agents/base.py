@@ -277,13 +277,15 @@ class EpisodicAgent(TabularAgent):
         """Run episodes until ``total_timesteps`` more steps or ``total_episodes`` more episodes.
 
         ``callback(agent)`` runs after each finished episode; returning ``False`` stops.
-        An episode cut by the step budget is not counted as finished and not logged.
+        An episode cut by the step budget is not counted as finished and not logged. With
+        only ``total_episodes``, episodes must end: use an env with a time limit (gym.make
+        adds the registered one).
         """
         if total_timesteps is None and total_episodes is None:
             raise ValueError("learn() needs total_timesteps or total_episodes")
         for name, value in (("total_timesteps", total_timesteps), ("total_episodes", total_episodes)):
-            if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            if value is not None:
+                check_positive_int(name, value)
         from tqdm.auto import tqdm
 
         max_steps = float("inf") if total_timesteps is None else int(total_timesteps)
