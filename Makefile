@@ -23,7 +23,7 @@ test: install
 	$(PY) -m pytest -n 2 -q
 
 bench: install
-	$(PY) benchmarks/gridworld_speed.py
+	$(PY) benchmarks/gridworld_speed.py --quick
 
 clean:
 	rm -rf $(VENV) runs

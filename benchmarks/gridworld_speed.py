@@ -17,7 +17,6 @@ Usage: ``python benchmarks/gridworld_speed.py [--quick]``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -88,9 +87,6 @@ def dict_value_iteration(P: dict, gamma: float, tol: float, max_sweeps: int | No
 
 def bench_value_iteration(quick: bool) -> list[dict]:
     """Value iteration on the 100x100 slippery grid: vectorised agent vs dict loop."""
-    if importlib.util.find_spec("mimicgym.agents.dp") is None:
-        print("mimicgym.agents.dp not found: skipping the value-iteration rows")
-        return []
     from mimicgym.agents import value_iteration
 
     env = gym.make("mimicgym/GridWorld-v0", map=open_grid(100, 100), slip=0.1, step_reward=-1.0)

@@ -20,6 +20,15 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    _pyplot().close(fig)
+    return path
+
+
 def moving_average(x: Sequence[float], window: int) -> np.ndarray:
     """Trailing mean over up to ``window`` points (shorter at the start, never empty)."""
     x = np.asarray(x, dtype=np.float64)
@@ -55,12 +64,7 @@ def plot_learning_curves(
     ax.grid(alpha=0.3)
     if len(curves) > 1:
         ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_value_heatmap(
@@ -108,9 +112,4 @@ def plot_value_heatmap(
     ax.tick_params(labelsize=6)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
