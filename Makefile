@@ -24,6 +24,7 @@ test: install
 
 bench: install
 	$(PY) benchmarks/gridworld_speed.py --quick
+	$(PY) benchmarks/body_model.py
 
 clean:
 	rm -rf $(VENV) runs

