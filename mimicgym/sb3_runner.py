@@ -79,6 +79,13 @@ class _TqdmCallback:
         return Bar()
 
 
+def _is_imitation_env(env_id: str) -> bool:
+    import gymnasium as gym
+
+    spec = gym.spec(env_id)
+    return isinstance(spec.entry_point, str) and spec.entry_point.startswith("mimicgym.envs.mimic")
+
+
 def train_sb3(cfg: RunConfig) -> RunResult:
     from stable_baselines3.common.callbacks import CheckpointCallback
     from stable_baselines3.common.logger import configure
@@ -118,6 +125,10 @@ def train_sb3(cfg: RunConfig) -> RunResult:
             name_prefix="model", save_vecnormalize=cfg.normalize))
     if cfg.progress_bar:
         callbacks.append(_TqdmCallback(cfg.timesteps))
+    if _is_imitation_env(cfg.env):
+        from mimicgym.envs.mimic.callbacks import reward_terms_callback
+
+        callbacks.append(reward_terms_callback())  # imitation/<term> in TensorBoard
     model_path = run_dir / "model.zip"
     try:
         model.learn(total_timesteps=cfg.timesteps, callback=callbacks or None,

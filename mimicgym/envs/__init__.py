@@ -14,6 +14,7 @@ import gymnasium as gym
 from mimicgym.envs.tabular import TabularModel
 
 _GRID = "mimicgym.envs.gridworld:GridWorldEnv"
+_MIMIC = "mimicgym.envs.mimic.env:MimicEnv"
 _GRID_VEC = "mimicgym.envs.batched:BatchedGridWorld"
 
 # id -> (layout, max_episode_steps). Limits are generous where a textbook experiment runs
@@ -25,6 +26,15 @@ GRIDWORLDS: dict[str, tuple[str, int]] = {
     "CliffWalking-v0": ("cliff_walking", 5_000),
     "WindyGridWorld-v0": ("windy", 10_000),
     "RandomWalk-v0": ("random_walk", 1_000),
+}
+
+
+# Motion imitation (DeepMimic-style): id -> gym.make keywords. The env sets its own time
+# limit (``episode_seconds``).
+MIMIC_ENVS: dict[str, dict] = {
+    "Mimic-v0": {},
+    "MimicWalk-v0": {"clip": "walk"},
+    "MimicRun-v0": {"clip": "run"},
 }
 
 
@@ -40,20 +50,12 @@ def _register_all() -> None:
             max_episode_steps=max_steps,
             kwargs={"layout": layout},
         )
+    for name, kwargs in MIMIC_ENVS.items():
+        if f"mimicgym/{name}" not in gym.registry:
+            gym.register(id=f"mimicgym/{name}", entry_point=_MIMIC, kwargs=kwargs)
 
 
 _register_all()
 
-__all__ = ["GRIDWORLDS", "TabularModel"]
+__all__ = ["GRIDWORLDS", "MIMIC_ENVS", "TabularModel"]
 
-
-# Motion imitation (DeepMimic-style); the env sets its own time limit (``episode_seconds``).
-_MIMIC = "mimicgym.envs.mimic.env:MimicEnv"
-MIMIC_ENVS: dict[str, dict] = {
-    "Mimic-v0": {},
-    "MimicWalk-v0": {"clip": "walk"},
-    "MimicRun-v0": {"clip": "run"},
-}
-for _name, _kwargs in MIMIC_ENVS.items():
-    if f"mimicgym/{_name}" not in gym.registry:
-        gym.register(id=f"mimicgym/{_name}", entry_point=_MIMIC, kwargs=_kwargs)

@@ -1,0 +1,144 @@
+"""Env steps/s of MimicWalk (humanoid3d) next to Gymnasium's Humanoid-v5 and next to each
+model's bare physics (``mj_step`` times the substeps of one env step), in the same run.
+
+The physics floor replays the env's own trajectory without observation, reward or reference
+lookup: every recorded step's state and controls (PD spring targets, ``ctrl``) are set and the
+same ``mj_step(model, data, nstep)`` call runs, so env and floor do the same physics work.
+Overhead = env time per step over floor time per step, minus 1. Single-process rates use this process's CPU time
+(``time.process_time``), so other jobs on a shared machine do not count against them; each
+figure is the best of ``--repeats`` interleaved trials. Vectorised rates are wall-clock.
+
+    python benchmarks/imitation_env.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import gymnasium as gym  # noqa: E402
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+import mimicgym.envs  # noqa: E402,F401
+from mimicgym.utils.io import atomic_write  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results" / "imitation_env.json"
+
+
+def _rollout(env, actions, record: bool):
+    """Step ``env`` through ``actions`` (resetting on episode ends); optionally record, per step,
+    the state before it and the controls it set (spring targets, ctrl) for a physics replay."""
+    m, d = env.model, env.data
+    states, lengths, n = [], [], 0
+    for a in actions:
+        before = (d.qpos.copy(), d.qvel.copy()) if record else None
+        _, _, terminated, truncated, _ = env.step(a)
+        if record:
+            states.append((*before, m.qpos_spring.copy(), d.ctrl.copy()))
+        n += 1
+        if terminated or truncated:
+            lengths.append(n)
+            n = 0
+            env.reset()
+    return states, lengths
+
+
+def env_and_floor_rates(env_id: str, steps: int, seed: int = 0) -> tuple[float, float, list[int]]:
+    """(env steps/s, physics-floor steps/s, episode lengths) under uniform random actions.
+
+    The floor replays the env's own trajectory: each recorded step's state and controls are
+    set and ``mj_step(model, data, nstep)`` runs, so both do the same physics work.
+    """
+    env = gym.make(env_id).unwrapped  # no wrappers: time the env itself
+    actions = np.random.default_rng(seed).uniform(-1, 1, (steps, *env.action_space.shape))
+    actions = actions.astype(env.action_space.dtype) * env.action_space.high
+    env.reset(seed=seed)
+    states, _ = _rollout(env, actions, record=True)
+    env.reset(seed=seed)
+    start = time.process_time()
+    _, lengths = _rollout(env, actions, record=False)
+    env_rate = steps / (time.process_time() - start)
+    m, d = env.model, env.data
+    nstep = getattr(env, "substeps", None) or env.frame_skip
+    start = time.process_time()
+    for qpos, qvel, spring, ctrl in states:
+        d.qpos[:], d.qvel[:], m.qpos_spring[:], d.ctrl[:] = qpos, qvel, spring, ctrl
+        mujoco.mj_step(m, d, nstep=nstep)
+    floor_rate = steps / (time.process_time() - start)
+    env.close()
+    return env_rate, floor_rate, lengths
+
+
+def vector_rate(env_id: str, n_envs: int, steps: int, seed: int = 0) -> float:
+    """Env steps/s (summed over envs) of an AsyncVectorEnv of ``n_envs`` subprocesses."""
+    envs = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="async")
+    envs.reset(seed=seed)
+    envs.action_space.seed(seed)
+    actions = [envs.action_space.sample() for _ in range(steps)]
+    start = time.perf_counter()  # wall clock: the work happens in the subprocesses
+    for a in actions:
+        envs.step(a)
+    rate = steps * n_envs / (time.perf_counter() - start)
+    envs.close()
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps (well under 5 minutes)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--n-envs", type=int, default=2)
+    args = parser.parse_args()
+    steps = 1_500 if args.quick else 6_000
+    rows: dict[str, list[float]] = {}
+    lengths: dict[str, float] = {}
+    for _ in range(args.repeats):
+        for name, env_id in (("MimicWalk-v0 (humanoid3d)", "mimicgym/MimicWalk-v0"),
+                             ("Humanoid-v5", "Humanoid-v5")):
+            rate, floor, lens = env_and_floor_rates(env_id, steps)
+            rows.setdefault(name, []).append(rate)
+            rows.setdefault(f"{name.split()[0]} physics floor", []).append(floor)
+            lengths[name] = float(np.mean(lens)) if lens else float(steps)
+    best = {name: max(rates) for name, rates in rows.items()}
+    vec_steps = steps // (2 * args.n_envs)
+    vec = {f"{name} x{args.n_envs} async": vector_rate(env_id, args.n_envs, vec_steps)
+           for name, env_id in (("MimicWalk-v0", "mimicgym/MimicWalk-v0"),
+                                ("Humanoid-v5", "Humanoid-v5"))}
+
+    mimic, floor = best["MimicWalk-v0 (humanoid3d)"], best["MimicWalk-v0 physics floor"]
+    human = best["Humanoid-v5"]
+    summary = {
+        "mimic_overhead_vs_physics_floor": floor / mimic - 1.0,
+        "humanoid_v5_overhead_vs_physics_floor": best["Humanoid-v5 physics floor"] / human - 1.0,
+        "mimic_over_humanoid_v5": mimic / human,
+        "physics_steps_per_env_step": {"MimicWalk-v0": 20, "Humanoid-v5": 5},
+        "targets": {"overhead_below": 0.30, "mimic_over_humanoid_v5_at_least": 0.5},
+    }
+    print(f"{'benchmark':32s} {'env steps/s':>12s} {'mean ep len':>12s}")
+    for name, rate in {**best, **vec}.items():
+        ep = lengths.get(name)
+        print(f"{name:32s} {rate:12.0f} {'' if ep is None else f'{ep:12.1f}'}")
+    overhead = summary["mimic_overhead_vs_physics_floor"]
+    print(f"MimicWalk overhead over its physics floor: {overhead:.1%} (target < 30%)"
+          f"; MimicWalk / Humanoid-v5: {summary['mimic_over_humanoid_v5']:.2f}x"
+          f" (target >= 0.5x)")
+    result = {"steps_per_trial": steps, "repeats": args.repeats, "best_steps_per_s": best,
+              "all_trials_steps_per_s": rows, "vectorised_steps_per_s": vec,
+              "mean_episode_length": lengths, "summary": summary,
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "mujoco": mujoco.__version__}}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(RESULTS, "w") as f:
+        f.write(json.dumps(result, indent=2))
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""Simulated characters for motion imitation: DeepMimic's ``humanoid3d`` as the project's own MJCF.
+
+The numbers below are the published character (pybullet's ``humanoid/humanoid.urdf``, which
+pybullet loads with ``globalScaling=0.25``; the values here are already scaled to metres):
+15 bodies, a free root, 8 ball joints, 4 hinges (knees and elbows about the local z axis),
+45 kg. Bodies keep DeepMimic's y-up local frames so that the clips' joint-local quaternions
+apply unchanged; only the root orientation carries the y-up -> z-up turn (+90 degrees about x).
+
+PD control (a documented choice): each joint is a MuJoCo joint spring, ``stiffness = kp`` and
+``damping = kd``, with the PD target written to ``model.qpos_spring``. Ball-joint springs act on
+the quaternion difference (a true 3-D PD on SO(3)), the whole 600 Hz loop runs in C inside one
+``mj_step(model, data, nstep)`` call, and MuJoCo integrates the damping implicitly, so DeepMimic's
+stiff gains are stable at 600 Hz. The cost: passive spring forces cannot be clipped, so
+DeepMimic's torque limits are *not* enforced by the simulator; they are kept in
+:attr:`JointSpec.torque_limit` and :meth:`Character.pd_torque` reports what the PD law asks
+for, so a run can measure how often it would exceed them. (Position actuators with
+``forcerange`` would clip, but MuJoCo has no position actuator for a ball joint.)
+
+Joint limits: knees and elbows keep DeepMimic's hinge ranges; ball joints are unlimited, since
+DeepMimic's per-axis Euler limits have no exact MuJoCo counterpart (a cone limit would be a
+different constraint). Bodies do not collide with each other (DeepMimic's single collision
+group), only with the floor; ground friction 0.9.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import mujoco
+import numpy as np
+
+# Physics at 600 Hz: DeepMimic's gains need >= 450 Hz to stay stable with explicit springs.
+SIM_TIMESTEP = 1.0 / 600.0
+
+
+@dataclass(frozen=True)
+class JointSpec:
+    """One DeepMimic joint: its body, parent, offset in the parent frame and control numbers."""
+
+    name: str
+    parent: str | None
+    kind: str  # "free", "ball", "hinge" or "fixed"
+    pos: tuple[float, float, float]
+    kp: float = 0.0
+    kd: float = 0.0
+    torque_limit: float = 0.0
+    pose_weight: float = 0.0  # DeepMimic's per-joint "DiffWeight" in the pose error
+    end_effector: bool = False
+    hinge_range: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class GeomSpec:
+    """A collision/visual shape: sphere (radius), capsule (radius, cylinder length along local y)
+    or box (half sizes), centred at ``pos`` in the body frame, carrying ``mass`` kg."""
+
+    body: str
+    shape: str
+    size: tuple[float, ...]
+    pos: tuple[float, float, float]
+    mass: float
+
+
+# Joint order is DeepMimic's: it is the column order of the clip files (after the root).
+HUMANOID3D_JOINTS: tuple[JointSpec, ...] = (
+    JointSpec("root", None, "free", (0.0, 0.0, 0.0), pose_weight=1.0),
+    JointSpec("chest", "root", "ball", (0.0, 0.236151, 0.0), 1000, 100, 200, 0.5),
+    JointSpec("neck", "chest", "ball", (0.0, 0.223894, 0.0), 100, 10, 50, 0.3),
+    JointSpec("right_hip", "root", "ball", (0.0, 0.0, 0.084887), 500, 50, 200, 0.5),
+    JointSpec("right_knee", "right_hip", "hinge", (0.0, -0.421546, 0.0), 500, 50, 150, 0.3,
+              hinge_range=(-3.14, 0.0)),
+    JointSpec("right_ankle", "right_knee", "ball", (0.0, -0.40987, 0.0), 400, 40, 90, 0.2,
+              end_effector=True),
+    JointSpec("right_shoulder", "chest", "ball", (-0.02405, 0.2435, 0.18311), 400, 40, 100, 0.3),
+    JointSpec("right_elbow", "right_shoulder", "hinge", (0.0, -0.274788, 0.0), 300, 30, 60, 0.2,
+              hinge_range=(0.0, 3.14)),
+    JointSpec("right_wrist", "right_elbow", "fixed", (0.0, -0.258947, 0.0), end_effector=True),
+    JointSpec("left_hip", "root", "ball", (0.0, 0.0, -0.084887), 500, 50, 200, 0.5),
+    JointSpec("left_knee", "left_hip", "hinge", (0.0, -0.421546, 0.0), 500, 50, 150, 0.3,
+              hinge_range=(-3.14, 0.0)),
+    JointSpec("left_ankle", "left_knee", "ball", (0.0, -0.40987, 0.0), 400, 40, 90, 0.2,
+              end_effector=True),
+    JointSpec("left_shoulder", "chest", "ball", (-0.02405, 0.2435, -0.18311), 400, 40, 100, 0.3),
+    JointSpec("left_elbow", "left_shoulder", "hinge", (0.0, -0.274788, 0.0), 300, 30, 60, 0.2,
+              hinge_range=(0.0, 3.14)),
+    JointSpec("left_wrist", "left_elbow", "fixed", (0.0, -0.258947, 0.0), end_effector=True),
+)
+
+_FOOT = (0.0885, 0.0275, 0.045)  # box half sizes
+HUMANOID3D_GEOMS: tuple[GeomSpec, ...] = (
+    GeomSpec("root", "sphere", (0.09,), (0.0, 0.07, 0.0), 6.0),
+    GeomSpec("chest", "sphere", (0.11,), (0.0, 0.12, 0.0), 14.0),
+    GeomSpec("neck", "sphere", (0.1025,), (0.0, 0.175, 0.0), 2.0),
+    GeomSpec("right_hip", "capsule", (0.055, 0.3), (0.0, -0.21, 0.0), 4.5),
+    GeomSpec("right_knee", "capsule", (0.05, 0.31), (0.0, -0.2, 0.0), 3.0),
+    GeomSpec("right_ankle", "box", _FOOT, (0.045, -0.0225, 0.0), 1.0),
+    GeomSpec("right_shoulder", "capsule", (0.045, 0.18), (0.0, -0.14, 0.0), 1.5),
+    GeomSpec("right_elbow", "capsule", (0.04, 0.135), (0.0, -0.12, 0.0), 1.0),
+    GeomSpec("right_wrist", "sphere", (0.04,), (0.0, 0.0, 0.0), 0.5),
+    GeomSpec("left_hip", "capsule", (0.055, 0.3), (0.0, -0.21, 0.0), 4.5),
+    GeomSpec("left_knee", "capsule", (0.05, 0.31), (0.0, -0.2, 0.0), 3.0),
+    GeomSpec("left_ankle", "box", _FOOT, (0.045, -0.0225, 0.0), 1.0),
+    GeomSpec("left_shoulder", "capsule", (0.045, 0.18), (0.0, -0.14, 0.0), 1.5),
+    GeomSpec("left_elbow", "capsule", (0.04, 0.135), (0.0, -0.12, 0.0), 1.0),
+    GeomSpec("left_wrist", "sphere", (0.04,), (0.0, 0.0, 0.0), 0.5),
+)
+
+# Standing height of the root (pelvis) when the feet rest on the floor.
+HUMANOID3D_ROOT_HEIGHT = 0.9
+
+
+def _fmt(values) -> str:
+    return " ".join(f"{v:.6g}" for v in values)
+
+
+def _geom_xml(g: GeomSpec, prefix: str, contact: str, rgba: str) -> str:
+    if g.shape == "capsule":
+        radius, length = g.size
+        x, y, z = g.pos
+        ends = (x, y - length / 2, z, x, y + length / 2, z)
+        shape = f'type="capsule" size="{radius:.6g}" fromto="{_fmt(ends)}"'
+    else:
+        shape = f'type="{g.shape}" size="{_fmt(g.size)}" pos="{_fmt(g.pos)}"'
+    return (f'<geom name="{prefix}{g.body}" {shape} mass="{g.mass:.6g}" {contact} '
+            f'rgba="{rgba}"/>')
+
+
+def _tracking_camera_xml(offset=(1.6, -2.9, 0.4), look_at=(0.0, 0.5, -0.1)) -> str:
+    """A ``trackcom`` camera, given in world terms (z-up) and written in the root's y-up frame.
+
+    It looks obliquely from the front-right at a point between the body and the ghost (which the
+    renderer places :data:`GHOST_OFFSET` away), so both stay in view.
+    """
+    forward = np.subtract(look_at, offset)
+    right = np.cross(forward, (0.0, 0.0, 1.0))
+    up = np.cross(right, forward)
+    right, up = right / np.linalg.norm(right), up / np.linalg.norm(up)
+    # World (x, y, z) -> root frame at rest: the inverse of the +90 degree turn about x.
+    to_local = lambda v: (v[0], v[2], -v[1])  # noqa: E731
+    return (f'<camera name="track" mode="trackcom" pos="{_fmt(to_local(offset))}" '
+            f'xyaxes="{_fmt(to_local(right))} {_fmt(to_local(up))}" fovy="45"/>')
+
+
+# Where the reference ghost stands relative to the simulated body when rendering (world, m).
+GHOST_OFFSET = (0.0, 1.0, 0.0)
+
+
+def _character_xml(prefix: str, ghost: bool) -> str:
+    """Nested ``<body>`` tree of one copy of the character (``ghost``: no contacts, see-through)."""
+    contact = 'contype="0" conaffinity="0"' if ghost else 'contype="1" conaffinity="0"'
+    rgba = "0.35 0.75 0.45 0.35" if ghost else "0.47 0.55 0.69 1"
+    children: dict[str | None, list[JointSpec]] = {}
+    for j in HUMANOID3D_JOINTS:
+        children.setdefault(j.parent, []).append(j)
+    geoms = {g.body: g for g in HUMANOID3D_GEOMS}
+
+    def body(j: JointSpec, depth: int) -> str:
+        pad = "  " * depth
+        if j.kind == "free":
+            # Standing upright in the z-up world: the y-up body frame turned +90 deg about x.
+            head = (f'{pad}<body name="{prefix}{j.name}" pos="0 0 {HUMANOID3D_ROOT_HEIGHT}" '
+                    f'quat="0.70710678 0.70710678 0 0">'
+                    f'\n{pad}  <freejoint name="{prefix}{j.name}"/>')
+            if not ghost:
+                head += f"\n{pad}  {_tracking_camera_xml()}"
+        else:
+            head = f'{pad}<body name="{prefix}{j.name}" pos="{_fmt(j.pos)}">'
+            if j.kind == "ball":
+                head += (f'\n{pad}  <joint name="{prefix}{j.name}" type="ball" '
+                         f'stiffness="{j.kp:g}" damping="{j.kd:g}"/>')
+            elif j.kind == "hinge":
+                lo, hi = j.hinge_range
+                head += (f'\n{pad}  <joint name="{prefix}{j.name}" type="hinge" axis="0 0 1" '
+                         f'range="{lo:g} {hi:g}" stiffness="{j.kp:g}" damping="{j.kd:g}"/>')
+        lines = [head, f"{pad}  {_geom_xml(geoms[j.name], prefix, contact, rgba)}"]
+        lines += [body(c, depth + 1) for c in children.get(j.name, [])]
+        lines.append(f"{pad}</body>")
+        return "\n".join(lines)
+
+    return body(children[None][0], 2)
+
+
+def humanoid3d_mjcf(ghost: bool = False, timestep: float = SIM_TIMESTEP) -> str:
+    """MJCF text of the humanoid3d character on a floor (``ghost``: add a translucent,
+    contact-free second copy named ``ghost_*`` for showing the reference while rendering)."""
+    ghost_xml = _character_xml("ghost_", ghost=True) if ghost else ""
+    return f"""<mujoco model="humanoid3d">
+  <compiler angle="radian" autolimits="true"/>
+  <option timestep="{timestep:.9g}" integrator="Euler"/>
+  <visual>
+    <quality shadowsize="0" offsamples="0"/>
+    <global offwidth="1280" offheight="720"/>
+  </visual>
+  <asset>
+    <texture name="sky" type="skybox" builtin="gradient" rgb1="0.62 0.72 0.82" rgb2="0.2 0.25 0.3"
+             width="32" height="32"/>
+    <texture name="grid" type="2d" builtin="checker" rgb1="0.78 0.80 0.82" rgb2="0.66 0.69 0.72"
+             width="256" height="256"/>
+    <material name="grid" texture="grid" texrepeat="1 1" texuniform="true" reflectance="0"/>
+  </asset>
+  <default>
+    <geom friction="0.9 0.005 0.0001" condim="3"/>
+  </default>
+  <worldbody>
+    <light name="sun" pos="0 0 6" dir="0 0 -1" directional="true" castshadow="false"/>
+    <geom name="floor" type="plane" size="0 0 0.05" material="grid" contype="0" conaffinity="1"/>
+{_character_xml("", ghost=False)}
+{ghost_xml}
+  </worldbody>
+</mujoco>
+"""
+
+
+@dataclass
+class Character:
+    """A compiled character: the MuJoCo model plus index maps the env and reward use."""
+
+    name: str
+    model: mujoco.MjModel
+    joints: tuple[JointSpec, ...]
+    body_ids: np.ndarray = field(init=False)  # (B,) character bodies in joint-spec order
+    end_effector_index: np.ndarray = field(init=False)  # (E,) positions within body_ids
+    dof_pose_weight: np.ndarray = field(init=False)  # (nv,) joint weight per dof, sums per joint
+    actuated_dofs: np.ndarray = field(init=False)  # (A,) dofs the policy sets targets for
+    kp: np.ndarray = field(init=False)  # (A,)
+    kd: np.ndarray = field(init=False)  # (A,)
+    torque_limit: np.ndarray = field(init=False)  # (A,)
+
+    def __post_init__(self) -> None:
+        m = self.model
+        name2id = lambda kind, n: mujoco.mj_name2id(m, kind, n)  # noqa: E731
+        self.body_ids = np.array([name2id(mujoco.mjtObj.mjOBJ_BODY, j.name) for j in self.joints])
+        self.end_effector_index = np.array([i for i, j in enumerate(self.joints) if j.end_effector])
+        moving = [j for j in self.joints if j.kind in ("free", "ball", "hinge")]
+        total_w = sum(j.pose_weight for j in moving)
+        w = np.zeros(m.nv)
+        actuated, kp, kd, lim = [], [], [], []
+        for j in moving:
+            dadr = m.jnt_dofadr[name2id(mujoco.mjtObj.mjOBJ_JOINT, j.name)]
+            nv = {"free": 6, "ball": 3, "hinge": 1}[j.kind]
+            # Only rotational dofs enter the pose error (a free joint's first 3 are translation).
+            rot = slice(dadr + 3, dadr + 6) if j.kind == "free" else slice(dadr, dadr + nv)
+            w[rot] = j.pose_weight / total_w
+            if j.kind != "free":
+                actuated += list(range(dadr, dadr + nv))
+                kp += [j.kp] * nv
+                kd += [j.kd] * nv
+                lim += [j.torque_limit] * nv
+        self.dof_pose_weight = w
+        self.actuated_dofs = np.array(actuated)
+        self.kp, self.kd, self.torque_limit = np.array(kp), np.array(kd), np.array(lim)
+
+    @property
+    def n_bodies(self) -> int:
+        return len(self.body_ids)
+
+    def pd_torque(self, data: mujoco.MjData) -> np.ndarray:
+        """Spring-damper torque per actuated dof at the current state (for torque-limit checks)."""
+        return data.qfrc_spring[self.actuated_dofs] + data.qfrc_damper[self.actuated_dofs]
+
+
+def make_character(name: str = "humanoid3d", ghost: bool = False) -> Character:
+    """Compile a character by name; ``"smpl"`` is not available yet."""
+    if name == "humanoid3d":
+        model = mujoco.MjModel.from_xml_string(humanoid3d_mjcf(ghost=ghost))
+        return Character(name, model, HUMANOID3D_JOINTS)
+    if name == "smpl":
+        raise ValueError("character='smpl' is not available yet in MimicEnv; use "
+                         "character='humanoid3d'")
+    raise ValueError(f"unknown character {name!r}; expected 'humanoid3d' or 'smpl'")

@@ -1,0 +1,205 @@
+"""Reference motion on the simulated character: a clip tabulated at the physics rate.
+
+A :class:`~mimicgym.motion.clip.MotionClip` (e.g. a DeepMimic clip read by
+:mod:`mimicgym.motion.deepmimic`, already z-up) is put on the character once, at construction:
+keyframes become MuJoCo ``qpos`` vectors and are resampled on the physics grid
+(``k * timestep``) with MuJoCo's own position calculus (``mj_differentiatePos`` /
+``mj_integratePos``: slerp for ball joints and the root orientation, lerp for hinges and the
+root position). Velocities are the finite differences DeepMimic uses. Forward kinematics of
+every grid point is stored too, so a policy step only indexes arrays. A looping clip continues
+past its end by adding the per-cycle root displacement (horizontal only, as DeepMimic does), so
+an episode can follow a walk for any number of cycles.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from mimicgym.envs.mimic.characters import Character
+from mimicgym.envs.mimic.reward import end_effectors_in_heading
+from mimicgym.motion.clip import MotionClip
+from mimicgym.motion.deepmimic import deepmimic_clip_path, load_deepmimic
+
+DEEPMIMIC_CLIPS = (
+    "walk", "run", "jump", "kick", "punch", "spinkick", "backflip", "cartwheel", "crawl", "roll",
+    "spin", "dance_a", "dance_b", "getup_faceup", "getup_facedown",
+)
+
+
+def clip_to_qpos(character: Character, clip: MotionClip) -> np.ndarray:
+    """(T, nq) character qpos of a clip on the same skeleton (matched by joint name).
+
+    Hinge angles are read off the local quaternions as rotations about the joint's z axis.
+    """
+    m, sk = character.model, clip.skeleton
+    qpos = np.zeros((len(clip.rotations), m.nq))
+    for j in character.joints:
+        if j.kind == "fixed":
+            continue
+        if j.name not in sk.joint_names:
+            raise ValueError(f"clip {clip.name!r} (skeleton {sk.name!r}) has no joint {j.name!r}")
+        q = clip.rotations[:, sk.index(j.name)]  # (T, 4)
+        adr = m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, j.name)]
+        if j.kind == "free":
+            qpos[:, adr:adr + 3] = clip.root_trans
+            qpos[:, adr + 3:adr + 7] = q
+        elif j.kind == "ball":
+            qpos[:, adr:adr + 4] = q
+        else:
+            qpos[:, adr] = 2.0 * np.arctan2(q[:, 3], q[:, 0])
+    return qpos
+
+
+class ReferenceMotion:
+    """A clip on a character, indexed by physics step ``k`` (time ``k * timestep``).
+
+    Arrays per grid point ``i`` in ``[0, n]`` (``n`` = clip length in physics steps):
+    ``qpos (n+1, nq)``, ``qvel (n+1, nv)``, ``body_pos (n+1, B, 3)`` world body origins,
+    ``com (n+1, 3)`` whole-body centre of mass, ``end_effectors (n+1, E, 3)`` hands and feet
+    relative to the root in the reference's heading frame (unchanged from cycle to cycle).
+    """
+
+    def __init__(self, character: Character, keyframes: np.ndarray, frame_durations: np.ndarray,
+                 loop: bool, name: str = "clip") -> None:
+        m = character.model
+        if keyframes.ndim != 2 or keyframes.shape[1] != m.nq:
+            raise ValueError(f"keyframes must be (T, {m.nq}), got {keyframes.shape}")
+        self.name, self.loop, self.character = name, loop, character
+        self.timestep = float(m.opt.timestep)
+        key_times = np.concatenate([[0.0], np.cumsum(frame_durations[: len(keyframes) - 1])])
+        self.duration = float(key_times[-1])
+        self.n = int(round(self.duration / self.timestep))
+        self.qpos = self._resample(m, keyframes, key_times)
+        self.qvel = np.zeros((self.n + 1, m.nv))
+        for i in range(self.n):
+            mujoco.mj_differentiatePos(m, self.qvel[i], self.timestep, self.qpos[i],
+                                       self.qpos[i + 1])
+        self.qvel[self.n] = self.qvel[0] if loop else self.qvel[self.n - 1]
+        self.body_pos, self.com, self.end_effectors = self._kinematics(character)
+        # Per-cycle horizontal root displacement; zero for clips that don't loop.
+        self.cycle_offset = np.zeros(3)
+        if loop:
+            self.cycle_offset[:2] = self.qpos[self.n, :2] - self.qpos[0, :2]
+
+    @classmethod
+    def from_clip(cls, character: Character, clip: MotionClip) -> ReferenceMotion:
+        """A reference from a clip on the character's skeleton (uniform frame rate)."""
+        durations = np.full(len(clip.rotations) - 1, 1.0 / clip.fps)
+        return cls(character, clip_to_qpos(character, clip), durations, clip.loop, clip.name)
+
+    @classmethod
+    def from_deepmimic(cls, character: Character, clip: str | Path) -> ReferenceMotion:
+        """A DeepMimic clip by name (shipped with pybullet) or by file path."""
+        path = deepmimic_clip_path(clip) if clip in DEEPMIMIC_CLIPS else Path(clip)
+        return cls.from_clip(character, load_deepmimic(path))
+
+    def _resample(self, m: mujoco.MjModel, keyframes: np.ndarray,
+                  key_times: np.ndarray) -> np.ndarray:
+        times = np.arange(self.n + 1) * self.timestep  # (n+1,)
+        seg = np.clip(np.searchsorted(key_times, times, side="right") - 1, 0, len(key_times) - 2)
+        alpha = np.clip((times - key_times[seg]) / np.diff(key_times)[seg], 0.0, 1.0)
+        qpos = np.empty((self.n + 1, m.nq))
+        dq = np.zeros(m.nv)
+        for i, (s, a) in enumerate(zip(seg, alpha)):
+            # Geodesic interpolation: q_s "+" a * (q_{s+1} "-" q_s).
+            mujoco.mj_differentiatePos(m, dq, 1.0, keyframes[s], keyframes[s + 1])
+            qpos[i] = keyframes[s]
+            mujoco.mj_integratePos(m, qpos[i], dq, a)
+        return qpos
+
+    def _kinematics(self, character: Character) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        m = character.model
+        d = mujoco.MjData(m)
+        root = character.body_ids[0]
+        body_pos = np.empty((self.n + 1, character.n_bodies, 3))
+        com = np.empty((self.n + 1, 3))
+        ee = np.empty((self.n + 1, len(character.end_effector_index), 3))
+        for i in range(self.n + 1):
+            d.qpos[:] = self.qpos[i]
+            mujoco.mj_kinematics(m, d)
+            mujoco.mj_comPos(m, d)
+            body_pos[i] = d.xpos[character.body_ids]
+            ee[i] = end_effectors_in_heading(body_pos[i], d.xmat[root],
+                                             character.end_effector_index)
+            com[i] = d.subtree_com[root]
+        return body_pos, com, ee
+
+    # ------------------------------------------------------------------ lookup by physics step
+    def index(self, k: int) -> tuple[int, int]:
+        """(grid index, completed cycles) of physics step ``k``; non-looping clips hold the end."""
+        if not self.loop:
+            return min(k, self.n), 0
+        return k % self.n, k // self.n
+
+    def phase(self, k: int) -> float:
+        """Clip phase in [0, 1)."""
+        i, _ = self.index(k)
+        return i / self.n
+
+    def state(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(qpos, qvel) of the reference at step ``k`` (fresh arrays)."""
+        i, c = self.index(k)
+        qpos = self.qpos[i].copy()
+        qpos[:3] += c * self.cycle_offset
+        return qpos, self.qvel[i].copy()
+
+    def com_at(self, k: int) -> np.ndarray:
+        i, c = self.index(k)
+        return self.com[i] + self.cycle_offset * c if c else self.com[i]
+
+    def end_effectors_at(self, k: int) -> np.ndarray:
+        return self.end_effectors[self.index(k)[0]]
+
+    def body_pos_at(self, k: int) -> np.ndarray:
+        i, c = self.index(k)
+        return self.body_pos[i] + c * self.cycle_offset
+
+    def finished(self, k: int) -> bool:
+        """True once a non-looping clip has played to its end."""
+        return not self.loop and k >= self.n
+
+
+def load_reference(character: Character, clip: str | Path | MotionClip) -> ReferenceMotion:
+    """A reference from a DeepMimic clip name or file, a generated clip name
+    (:mod:`mimicgym.motion.clip_library`), or a ``MotionClip`` on any skeleton (retargeted).
+
+    Without ``pybullet`` a DeepMimic name falls back, with a warning, to the generated clip of
+    the same name (``walk``, ``run``) or to the generated walk.
+    """
+    from mimicgym.motion.clip_library import LIBRARY, make_clip
+
+    if isinstance(clip, MotionClip):
+        return ReferenceMotion.from_clip(character, _on_skeleton(clip, character))
+    if isinstance(clip, str) and clip in DEEPMIMIC_CLIPS:
+        try:
+            import pybullet_data  # noqa: F401
+        except ImportError:
+            fallback = clip if clip in LIBRARY else "walk"
+            warnings.warn(f"pybullet is not installed, so DeepMimic's {clip!r} clip is not "
+                          f"available; using the project's generated {fallback!r} clip instead "
+                          "(pip install 'mimicgym[mocap]' for DeepMimic's clips)", stacklevel=3)
+            clip = fallback
+        else:
+            return ReferenceMotion.from_deepmimic(character, clip)
+    if isinstance(clip, str) and clip in LIBRARY:
+        return ReferenceMotion.from_clip(character, _on_skeleton(make_clip(clip), character))
+    if Path(clip).is_file():
+        return ReferenceMotion.from_deepmimic(character, Path(clip))
+    raise ValueError(f"unknown clip {clip!r}: expected a DeepMimic clip {DEEPMIMIC_CLIPS}, a "
+                     f"generated clip {tuple(sorted(LIBRARY))}, a DeepMimic file or a MotionClip")
+
+
+def _on_skeleton(clip: MotionClip, character: Character) -> MotionClip:
+    """The clip itself if it is on the character's skeleton, else retargeted onto it."""
+    if clip.skeleton.name == character.name:
+        return clip
+    from mimicgym.motion.retargeting import retarget
+    from mimicgym.motion.skeleton import HUMANOID3D_SKELETON
+
+    if character.name != "humanoid3d":
+        raise ValueError(f"no skeleton to retarget onto for character {character.name!r}")
+    return retarget(clip, HUMANOID3D_SKELETON)
