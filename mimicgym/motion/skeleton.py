@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mimicgym.motion.body_model import SMPL_JOINT_NAMES, SMPL_PARENTS
 from mimicgym.motion.rotations import quat_to_matrix
 
 __all__ = [
@@ -186,13 +187,6 @@ def forward_kinematics(skeleton: Skeleton, local_quats: Tensor, root_trans: Tens
 # ----------------------------------------------------------------------------- SMPL
 # SMPL's 24 joints. Offsets: adult values close to SMPL's neutral template, made exactly
 # left/right symmetric, in SMPL's frame (y up, +z forward, +x the body's left).
-_SMPL_NAMES = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hand", "right_hand",
-)
-_SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
 _SMPL_HALF = {  # left side and midline; right joints mirror x
     "pelvis": (0.0, -0.223, 0.028),
     "left_hip": (0.070, -0.091, -0.004),
@@ -214,7 +208,7 @@ _SMPL_HALF = {  # left side and midline; right joints mirror x
 
 def _smpl_offsets() -> np.ndarray:
     rows = []
-    for name in _SMPL_NAMES:
+    for name in SMPL_JOINT_NAMES:
         if name.startswith("right_"):
             x, y, z = _SMPL_HALF["left_" + name[len("right_"):]]
             rows.append((-x, y, z))
@@ -228,8 +222,8 @@ _SMPL_ANKLE_HEIGHT = 0.078
 
 SMPL_SKELETON = Skeleton(
     name="smpl",
-    joint_names=_SMPL_NAMES,
-    parents=_SMPL_PARENTS,
+    joint_names=SMPL_JOINT_NAMES,
+    parents=SMPL_PARENTS,
     offsets=_smpl_offsets(),
     joint_types=("free",) + ("spherical",) * 23,
     # body (x left, y up, z forward) -> world (x forward, y left, z up): a cyclic permutation
