@@ -31,6 +31,7 @@ _EXPORTS = {
     # shared API and logging
     "Agent": "base",
     "TabularAgent": "base",
+    "TorchAgent": "torch_agent",
     "Logger": "logging",
 }
 

@@ -1,0 +1,296 @@
+"""Advantage actor-critic (A2C), the synchronous variant of Mnih et al. (2016).
+
+Each update: ``n_steps`` steps in ``n_envs`` parallel environments, GAE (or fixed n-step)
+advantages bootstrapped from the critic, then one gradient step on
+
+    loss = -E[A * log pi(a|s)] - ent_coef * E[H(pi(.|s))] + vf_coef * E[(G - V(s))^2].
+
+Gymnasium vector envs autoreset in NEXT_STEP mode: the step that ends an episode returns
+the episode's *final* observation as the next obs, and the step after it is a *reset
+step* (action ignored, reward 0, the new episode's first obs). So ``V(s_{t+1})`` is
+simply the next row of the rollout (the final obs on truncation, zeroed on termination),
+and reset steps are masked out of every loss term. ``num_timesteps`` counts vector steps
+times ``n_envs``, reset steps included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from mimicgym.agents.base import check_positive, check_probability
+from mimicgym.agents.logging import EpisodeStats
+from mimicgym.agents.policies import (ACTIVATIONS, ActorCritic, DiagGaussianDistribution,
+                                     actions_to_env, predict_actions, split_net_arch)
+from mimicgym.agents.returns import explained_variance, gae, nstep_returns
+from mimicgym.agents.torch_agent import Callback, TorchAgent
+from mimicgym.agents.torch_utils import check_finite, derive_seed
+
+
+@dataclasses.dataclass
+class A2CConfig:
+    """A2C hyperparameters with SB3's names and defaults, plus ``n_envs=8``: together
+    rl-baselines3-zoo's CartPole-v1 settings, which solve it (``benchmarks/deep_agents.py``)."""
+
+    learning_rate: float = 7e-4
+    n_steps: int = 5
+    gamma: float = 0.99
+    gae_lambda: float = 1.0  # 1: n-step return to the end of the rollout (A3C); 0: TD(0)
+    n_step_return: int | None = None  # a fixed n-step horizon instead of GAE
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    n_envs: int = 8
+    net_arch: Sequence[int] | dict = (64, 64)
+    activation: str = "tanh"
+    shared_actor_critic: bool = False  # one MLP trunk with two heads
+    normalize_advantage: bool = False
+    use_rms_prop: bool = True  # else Adam
+    rms_prop_eps: float = 1e-5
+    log_std_init: float = 0.0
+    ortho_init: bool = True
+
+    def __post_init__(self):
+        check_positive("learning_rate", self.learning_rate)
+        for name in ("n_steps", "n_envs"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.n_step_return is not None and (
+                not isinstance(self.n_step_return, (int, np.integer)) or self.n_step_return <= 0):
+            raise ValueError(f"n_step_return must be a positive int or None, "
+                             f"got {self.n_step_return!r}")
+        check_probability("gamma", self.gamma)
+        check_probability("gae_lambda", self.gae_lambda)
+        check_positive("ent_coef", self.ent_coef, allow_zero=True)
+        check_positive("vf_coef", self.vf_coef, allow_zero=True)
+        check_positive("max_grad_norm", self.max_grad_norm)
+        check_positive("rms_prop_eps", self.rms_prop_eps)
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
+                             f"got {self.activation!r}")
+        pi, _ = split_net_arch(self.net_arch)  # validates widths and dict keys
+        if self.shared_actor_critic and (isinstance(self.net_arch, dict) or not pi):
+            raise ValueError(f"shared_actor_critic needs a non-empty list net_arch, "
+                             f"got {self.net_arch!r}")
+        if not isinstance(self.net_arch, dict):
+            self.net_arch = [int(w) for w in self.net_arch]
+
+
+def _make_vec_env(env: Any, n_envs: int) -> gym.vector.VectorEnv:
+    """A sync vector env from an id, or a ready VectorEnv (NEXT_STEP autoreset) checked."""
+    if isinstance(env, str):
+        return gym.make_vec(env, num_envs=n_envs, vectorization_mode="sync")
+    if not isinstance(env, gym.vector.VectorEnv):
+        raise TypeError(f"A2C needs an env id or a gymnasium VectorEnv, got {type(env).__name__}; "
+                        f"wrap a single env with gym.vector.SyncVectorEnv([lambda: env])")
+    if env.num_envs != n_envs:
+        raise ValueError(f"n_envs={n_envs} but the given VectorEnv has num_envs={env.num_envs}")
+    mode = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
+    if mode != gym.vector.AutoresetMode.NEXT_STEP:
+        raise ValueError(f"A2C expects a vector env with NEXT_STEP autoreset, got {mode}")
+    return env
+
+
+class A2C(TorchAgent):
+    """``A2C(env_id_or_vector_env, seed=0, device="auto", **hyperparameters)``."""
+
+    Config = A2CConfig
+    _modules = ("policy",)
+    _optimizers = ("optimizer",)
+
+    def __init__(self, env: gym.vector.VectorEnv | str, *, seed: int = 0,
+                 device: str | torch.device = "auto", deterministic: bool = False,
+                 checkpoint_path: str | Path | None = None, **hyperparameters: Any):
+        n_envs = A2CConfig(**hyperparameters).n_envs
+        super().__init__(_make_vec_env(env, n_envs), seed=seed, device=device,
+                         deterministic=deterministic, checkpoint_path=checkpoint_path,
+                         **hyperparameters)
+        cfg = self.config
+        self.observation_space = self.env.single_observation_space
+        self.action_space = self.env.single_action_space
+        with self.seeded_init():
+            self.policy = ActorCritic(self.observation_space, self.action_space, cfg.net_arch,
+                                      cfg.activation, cfg.shared_actor_critic, cfg.log_std_init,
+                                      cfg.ortho_init).to(self.device)
+        if cfg.use_rms_prop:  # SB3's RMSprop settings (TF-like alpha and eps)
+            self.optimizer = torch.optim.RMSprop(self.policy.parameters(), lr=cfg.learning_rate,
+                                                 alpha=0.99, eps=cfg.rms_prop_eps, foreach=True)
+        else:
+            self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate,
+                                              foreach=True)
+        self._n_updates = 0
+        self._last_obs: np.ndarray | None = None
+        self._last_done = np.zeros(cfg.n_envs, dtype=bool)  # next step is a reset step
+        self._episode_return = np.zeros(cfg.n_envs)
+        self._episode_length = np.zeros(cfg.n_envs, dtype=np.int64)
+        self._allocate_rollout()
+
+    def _allocate_rollout(self) -> None:
+        """Rollout arrays, reused every update; on CPU the torch views share their memory."""
+        T, N = self.config.n_steps, self.config.n_envs
+        obs_space, act_space = self.observation_space, self.action_space
+        self._obs = np.zeros((T + 1, N, *obs_space.shape), dtype=obs_space.dtype)
+        discrete = isinstance(act_space, gym.spaces.Discrete)
+        act_shape = () if discrete else (int(np.prod(act_space.shape)),)
+        act_dtype = np.int64 if discrete else np.float32
+        self._actions = np.zeros((T, N, *act_shape), dtype=act_dtype)
+        self._rewards = np.zeros((T, N), dtype=np.float32)
+        self._terminated = np.zeros((T, N), dtype=bool)
+        self._truncated = np.zeros((T, N), dtype=bool)
+        self._valid = np.zeros((T, N), dtype=bool)
+
+    # ----------------------------------------------------------------- acting
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
+        """Actions for one observation or a batch (SB3 signature; ``state`` passes through)."""
+        return predict_actions(self.policy, observation, self.observation_space, self.action_space,
+                               deterministic, self.torch_rng, self.device), state
+
+    # ----------------------------------------------------------------- training loop
+    def learn(self, total_timesteps: int, callback: Callback | None = None,
+              progress_bar: bool = False, reset_num_timesteps: bool = True,
+              log_interval: int = 100) -> "A2C":
+        """Train for ``total_timesteps`` env steps (rounded up to whole rollouts).
+
+        ``callback(agent)`` runs after every vector step; returning False stops training.
+        Logs are dumped every ``log_interval`` updates. ``reset_num_timesteps=False``
+        continues the counters of a previous ``learn`` or a loaded checkpoint.
+        """
+        if int(total_timesteps) <= 0:
+            raise ValueError(f"total_timesteps must be > 0, got {total_timesteps!r}")
+        if reset_num_timesteps:
+            self.num_timesteps, self.num_episodes = 0, 0
+            self.episode_stats = EpisodeStats()
+        if reset_num_timesteps or self._last_obs is None:
+            self._last_obs, _ = self.env.reset(seed=derive_seed(self.rng))
+            self._last_done[:] = False
+            self._episode_return[:] = 0.0
+            self._episode_length[:] = 0
+        end = self.num_timesteps + int(total_timesteps)
+        start_steps, start_time = self.num_timesteps, time.perf_counter()
+        from tqdm.auto import tqdm
+
+        with self._interrupt_guard(), tqdm(total=int(total_timesteps), unit="step",
+                                            disable=not progress_bar) as bar:
+            while self.num_timesteps < end:
+                if not self._collect_rollout(callback):
+                    break
+                self._train()
+                bar.update(self.config.n_steps * self.config.n_envs)
+                if log_interval and self._n_updates % log_interval == 0:
+                    self._dump_logs(start_steps, start_time)
+                self._check_interrupt()
+        return self
+
+    def _collect_rollout(self, callback: Callback | None) -> bool:
+        """Fill the rollout arrays with ``n_steps`` vector steps; False if the callback stopped."""
+        cfg, policy, env = self.config, self.policy, self.env
+        obs_t = torch.from_numpy(self._obs) if self.device.type == "cpu" else None
+        self._obs[0] = self._last_obs
+        for t in range(cfg.n_steps):
+            with torch.inference_mode():
+                current = (obs_t[t] if obs_t is not None
+                           else torch.as_tensor(self._obs[t], device=self.device))
+                actions = policy.distribution.sample(policy.actor(current), self.torch_rng)
+            env_actions = actions_to_env(actions, self.action_space)
+            next_obs, rewards, terminated, truncated, _ = env.step(env_actions)
+            self._actions[t] = actions.cpu().numpy().reshape(self._actions[t].shape)
+            self._rewards[t] = rewards
+            self._terminated[t] = terminated
+            self._truncated[t] = truncated
+            self._valid[t] = ~self._last_done
+            self._obs[t + 1] = next_obs
+            self._track_episodes(rewards, terminated | truncated)
+            self.num_timesteps += cfg.n_envs
+            if callback is not None and callback(self) is False:
+                self._last_obs = next_obs
+                return False
+        self._last_obs = self._obs[-1].copy()
+        return True
+
+    def _track_episodes(self, rewards: np.ndarray, done: np.ndarray) -> None:
+        self._episode_return += rewards
+        self._episode_length += ~self._last_done
+        for i in np.flatnonzero(done):
+            self.episode_stats.add(self._episode_return[i], self._episode_length[i])
+            self.num_episodes += 1
+        self._episode_return[done] = 0.0
+        self._episode_length[done] = 0
+        self._last_done = done
+
+    def _train(self) -> None:
+        """One gradient step on the rollout: a single forward pass for actor and critic."""
+        cfg, policy, T, N = self.config, self.policy, self.config.n_steps, self.config.n_envs
+        as_tensor = lambda a: torch.as_tensor(a, device=self.device)  # noqa: E731
+        obs = as_tensor(self._obs).reshape((T + 1) * N, *self.observation_space.shape)
+        params, values = policy(obs)  # ((T+1)N, P), ((T+1)N,)
+        values = values.view(T + 1, N)
+        rewards, terminated, truncated = map(as_tensor, (self._rewards, self._terminated,
+                                                         self._truncated))
+        with torch.no_grad():
+            # Row t+1 holds V(s_{t+1}): after an episode end it is the final obs' value.
+            next_values = values[1:].detach()
+            if cfg.n_step_return is None:
+                advantages, returns = gae(rewards, values[:-1].detach(), next_values, terminated,
+                                          truncated, cfg.gamma, cfg.gae_lambda)
+            else:
+                returns = nstep_returns(rewards, next_values, terminated, truncated, cfg.gamma,
+                                        cfg.n_step_return)
+                advantages = returns - values[:-1].detach()
+        mask = as_tensor(self._valid).float()  # (T, N); 0 on reset steps
+        n_valid = mask.sum().clamp(min=1.0)
+        if cfg.normalize_advantage:
+            mean = (advantages * mask).sum() / n_valid
+            std = (((advantages - mean) * mask).square().sum() / n_valid).sqrt()
+            advantages = (advantages - mean) / (std + 1e-8)
+        step_params = params.view(T + 1, N, -1)[:-1].reshape(T * N, -1)
+        actions = as_tensor(self._actions).reshape(T * N, *self._actions.shape[2:])
+        log_prob = policy.distribution.log_prob(step_params, actions).view(T, N)
+        entropy = policy.distribution.entropy(step_params).view(T, N)
+        policy_loss = -(advantages * log_prob * mask).sum() / n_valid
+        value_loss = ((returns - values[:-1]).square() * mask).sum() / n_valid
+        entropy_loss = -(entropy * mask).sum() / n_valid
+        loss = policy_loss + cfg.ent_coef * entropy_loss + cfg.vf_coef * value_loss
+        # One host sync for all four scalars, then the NaN/inf guard on each by name.
+        terms = dict(zip(("loss", "policy_loss", "value_loss", "entropy_loss"),
+                         torch.stack([loss, policy_loss, value_loss, entropy_loss]).tolist()))
+        for name in ("policy_loss", "value_loss", "entropy_loss", "loss"):
+            check_finite(name, terms[name], self.num_timesteps)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+        check_finite("grad_norm", grad_norm, self.num_timesteps)
+        self.optimizer.step()
+        self._n_updates += 1
+        for name, value in terms.items():
+            self.logger.record(f"train/{name}", value)
+        self.logger.record("train/explained_variance",
+                           explained_variance(values[:-1].detach(), returns, mask))
+        if isinstance(policy.distribution, DiagGaussianDistribution):
+            self.logger.record("train/std", policy.distribution.log_std.exp().mean().item())
+
+    def _dump_logs(self, start_steps: int, start_time: float) -> None:
+        stats = self.episode_stats
+        if stats.returns:
+            self.logger.record("rollout/ep_rew_mean", float(np.mean(stats.returns[-100:])))
+            self.logger.record("rollout/ep_len_mean", float(np.mean(stats.lengths[-100:])))
+        elapsed = max(time.perf_counter() - start_time, 1e-9)
+        self.logger.record("time/fps", (self.num_timesteps - start_steps) / elapsed)
+        self.logger.record("time/episodes", self.num_episodes)
+        self.logger.record("train/n_updates", self._n_updates)
+        self.logger.dump(self.num_timesteps)
+
+    # ----------------------------------------------------------------- checkpoint state
+    def _extra_state(self, save_replay_buffer: bool) -> dict[str, Any]:
+        return {"n_updates": self._n_updates}
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        self._n_updates = int(extra["n_updates"])
+

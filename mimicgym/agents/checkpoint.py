@@ -1,0 +1,74 @@
+"""Torch checkpoints: atomic writes, ``weights_only`` loads, and errors that name the file.
+
+A checkpoint is one dict of tensors, state_dicts and plain Python values (numbers,
+strings, lists, dicts, None). Numpy arrays are stored as tensors (numpy scalars as Python
+numbers) so that ``torch.load(weights_only=True)`` can read the file back without
+unpickling arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mimicgym.utils.io import atomic_write
+
+FORMAT = "mimicgym-torch-checkpoint/1"
+
+
+def _to_storable(value: Any, where: str) -> Any:
+    """Numpy -> torch/Python, recursively; reject anything ``weights_only`` cannot read."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _to_storable(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_to_storable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    raise TypeError(f"checkpoint entry {where} has type {type(value).__name__}; store tensors, "
+                    f"numpy arrays, state_dicts or plain numbers/strings/lists/dicts")
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (plus a ``"format"`` tag) to ``path`` atomically with ``torch.save``."""
+    path = Path(path)
+    storable = _to_storable(dict(payload), "payload")
+    storable["format"] = FORMAT
+    with atomic_write(path) as f:
+        torch.save(storable, f)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device | None = None,
+                    expected_class: str | None = None) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming ``path`` for a
+    truncated or corrupt file, a file of another format, or (with ``expected_class``) a
+    checkpoint of another agent class.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError,
+            OSError, AttributeError) as e:
+        raise ValueError(f"{path}: not a readable torch checkpoint (truncated or corrupt?): "
+                         f"{type(e).__name__}: {e}") from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path}: checkpoint format {found!r}, expected {FORMAT!r}")
+    if expected_class is not None and payload.get("class") != expected_class:
+        raise ValueError(f"{path} holds a {payload.get('class')!r} checkpoint, "
+                         f"not {expected_class!r}")
+    return payload

@@ -1,0 +1,225 @@
+"""REINFORCE with a learned state-value baseline (Williams 1992; Sutton & Barto 2018, 13.4).
+
+Each update plays ``n_episodes`` whole episodes with the current policy, computes the
+discounted Monte Carlo return ``G_t`` of every step, and takes one gradient step on
+
+    loss = -E[(G_t - V(s_t)) * log pi(a_t|s_t)] - ent_coef * E[H] + vf_coef * E[(G_t - V(s_t))^2].
+
+Episodes cut by a time limit are not terminal: their return bootstraps from the value of
+the final observation (``bootstrap_truncated``), the only place the critic enters ``G``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from mimicgym.agents.base import check_positive, check_probability
+from mimicgym.agents.logging import EpisodeStats
+from mimicgym.agents.policies import (ACTIVATIONS, ActorCritic, DiagGaussianDistribution,
+                                     actions_to_env, predict_actions, split_net_arch)
+from mimicgym.agents.returns import discounted_returns, explained_variance
+from mimicgym.agents.torch_agent import Callback, TorchAgent
+from mimicgym.agents.torch_utils import check_finite, derive_seed
+
+
+@dataclasses.dataclass
+class ReinforceConfig:
+    """REINFORCE hyperparameters (SB3 names where the concept exists). The defaults solve
+    CartPole-v1 (see ``benchmarks/deep_agents.py``)."""
+
+    learning_rate: float = 1e-3
+    gamma: float = 0.99
+    n_episodes: int = 2  # whole episodes per gradient step
+    baseline: bool = True  # subtract the learned V(s_t) from G_t
+    normalize_advantage: bool = True  # without a baseline: return normalisation
+    bootstrap_truncated: bool = True
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    net_arch: Sequence[int] | dict = (64, 64)
+    activation: str = "tanh"
+    log_std_init: float = 0.0
+    ortho_init: bool = True
+
+    def __post_init__(self):
+        check_positive("learning_rate", self.learning_rate)
+        if not isinstance(self.n_episodes, (int, np.integer)) or self.n_episodes <= 0:
+            raise ValueError(f"n_episodes must be a positive int, got {self.n_episodes!r}")
+        check_probability("gamma", self.gamma)
+        check_positive("ent_coef", self.ent_coef, allow_zero=True)
+        check_positive("vf_coef", self.vf_coef, allow_zero=True)
+        check_positive("max_grad_norm", self.max_grad_norm)
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
+                             f"got {self.activation!r}")
+        split_net_arch(self.net_arch)  # validates widths and dict keys
+        if not isinstance(self.net_arch, dict):
+            self.net_arch = [int(w) for w in self.net_arch]
+
+
+class Reinforce(TorchAgent):
+    """``Reinforce(env_or_id, seed=0, device="auto", **hyperparameters)`` on a single env."""
+
+    Config = ReinforceConfig
+    _modules = ("policy",)
+    _optimizers = ("optimizer",)
+
+    def __init__(self, env: gym.Env | str, *, seed: int = 0, device: str | torch.device = "auto",
+                 deterministic: bool = False, checkpoint_path: str | Path | None = None,
+                 **hyperparameters: Any):
+        super().__init__(env, seed=seed, device=device,
+                         deterministic=deterministic, checkpoint_path=checkpoint_path,
+                         **hyperparameters)
+        if isinstance(self.env, gym.vector.VectorEnv):
+            raise TypeError("Reinforce plays whole episodes on a single env; "
+                            "pass a gym.Env or an env id")
+        cfg = self.config
+        self.observation_space = self.env.observation_space
+        self.action_space = self.env.action_space
+        with self.seeded_init():
+            # Separate actor and critic MLPs: the baseline must not shape the policy features.
+            self.policy = ActorCritic(self.observation_space, self.action_space, cfg.net_arch,
+                                      cfg.activation, False, cfg.log_std_init,
+                                      cfg.ortho_init).to(self.device)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate)
+        self._n_updates = 0
+
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
+        """Actions for one observation or a batch (SB3 signature; ``state`` passes through)."""
+        return predict_actions(self.policy, observation, self.observation_space, self.action_space,
+                               deterministic, self.torch_rng, self.device), state
+
+    # ----------------------------------------------------------------- training loop
+    def learn(self, total_timesteps: int, callback: Callback | None = None,
+              progress_bar: bool = False, reset_num_timesteps: bool = True,
+              log_interval: int = 10) -> "Reinforce":
+        """Train for ``total_timesteps`` env steps (finishing the last batch of episodes).
+
+        ``callback(agent)`` runs after every env step; returning False stops training (the
+        unfinished batch is dropped). Logs are dumped every ``log_interval`` updates.
+        """
+        if int(total_timesteps) <= 0:
+            raise ValueError(f"total_timesteps must be > 0, got {total_timesteps!r}")
+        if reset_num_timesteps:
+            self.num_timesteps, self.num_episodes = 0, 0
+            self.episode_stats = EpisodeStats()
+        end = self.num_timesteps + int(total_timesteps)
+        start_steps, start_time = self.num_timesteps, time.perf_counter()
+        from tqdm.auto import tqdm
+
+        with self._interrupt_guard(), tqdm(total=int(total_timesteps), unit="step",
+                                            disable=not progress_bar) as bar:
+            while self.num_timesteps < end:
+                before = self.num_timesteps
+                episodes = [self._play_episode(callback) for _ in range(self.config.n_episodes)]
+                if any(e is None for e in episodes):
+                    break
+                self._train(episodes)
+                bar.update(self.num_timesteps - before)
+                if log_interval and self._n_updates % log_interval == 0:
+                    self._dump_logs(start_steps, start_time)
+                self._check_interrupt()
+        return self
+
+    def _play_episode(self, callback: Callback | None) -> dict[str, np.ndarray] | None:
+        """One episode with sampled actions: obs ``(L+1, ...)`` (final obs last), actions,
+        rewards ``(L,)`` and whether it terminated. None if the callback stopped training."""
+        obs, _ = self.env.reset(seed=derive_seed(self.rng))
+        observations, actions, rewards = [obs], [], []
+        while True:
+            with torch.inference_mode():
+                batch = torch.as_tensor(np.asarray(obs)[None], device=self.device)
+                params = self.policy.actor(batch)
+                action = self.policy.distribution.sample(params, self.torch_rng)  # (1, ...)
+            env_action = actions_to_env(action, self.action_space)[0]
+            obs, reward, terminated, truncated, _ = self.env.step(env_action)
+            observations.append(obs)
+            actions.append(action[0])
+            rewards.append(float(reward))
+            self.num_timesteps += 1
+            if callback is not None and callback(self) is False:
+                return None
+            if terminated or truncated:
+                break
+        self.num_episodes += 1
+        self.episode_stats.add(sum(rewards), len(rewards))
+        return {"obs": np.stack(observations), "actions": torch.stack(actions),
+                "rewards": np.asarray(rewards, dtype=np.float32), "terminated": bool(terminated)}
+
+    def _train(self, episodes: list[dict[str, Any]]) -> None:
+        """One gradient step on a batch of whole episodes (concatenated along time)."""
+        cfg, policy = self.config, self.policy
+        lengths = [len(e["rewards"]) for e in episodes]
+        total = sum(lengths)
+        as_tensor = lambda a: torch.as_tensor(a, device=self.device)  # noqa: E731
+        # All states plus each episode's final observation, through the network at once.
+        obs = as_tensor(np.concatenate([e["obs"] for e in episodes]))
+        params, all_values = policy(obs)
+        last = np.cumsum([n + 1 for n in lengths]) - 1  # row of each final observation
+        step_rows = np.setdiff1d(np.arange(len(obs)), last)
+        params, values = params[step_rows], all_values[step_rows]  # (total, P), (total,)
+        rewards = as_tensor(np.concatenate([e["rewards"] for e in episodes]))
+        ends = np.cumsum(lengths) - 1  # last step of each episode
+        terminated = torch.zeros(total, dtype=torch.bool, device=self.device)
+        truncated = torch.zeros_like(terminated)
+        terminated[ends] = as_tensor([e["terminated"] for e in episodes])
+        truncated[ends] = ~terminated[ends]
+        next_values = torch.zeros(total, device=self.device)
+        if cfg.bootstrap_truncated:
+            next_values[ends] = all_values[last].detach()
+        returns = discounted_returns(rewards, terminated, truncated, cfg.gamma, next_values)
+        advantages = returns - values.detach() if cfg.baseline else returns.clone()
+        if cfg.normalize_advantage and total > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        actions = torch.cat([e["actions"] for e in episodes]).to(self.device)
+        log_prob = policy.distribution.log_prob(params, actions)
+        entropy = policy.distribution.entropy(params)
+        policy_loss = -(advantages * log_prob).mean()
+        # The critic is trained whenever it is used: as baseline or for truncated episodes.
+        value_loss = ((returns - values).square().mean()
+                      if cfg.baseline or cfg.bootstrap_truncated
+                      else torch.zeros((), device=self.device))
+        entropy_loss = -entropy.mean()
+        loss = policy_loss + cfg.ent_coef * entropy_loss + cfg.vf_coef * value_loss
+        for name, tensor in (("policy_loss", policy_loss), ("value_loss", value_loss),
+                             ("entropy_loss", entropy_loss), ("loss", loss)):
+            check_finite(name, tensor.detach(), self.num_timesteps)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+        check_finite("grad_norm", grad_norm, self.num_timesteps)
+        self.optimizer.step()
+        self._n_updates += 1
+        rec = self.logger.record
+        rec("train/loss", loss.item())
+        rec("train/policy_loss", policy_loss.item())
+        rec("train/value_loss", value_loss.item())
+        rec("train/entropy_loss", entropy_loss.item())
+        rec("train/explained_variance",
+            explained_variance(values.detach(), returns, torch.ones_like(returns)))
+        if isinstance(policy.distribution, DiagGaussianDistribution):
+            rec("train/std", policy.distribution.log_std.exp().mean().item())
+
+    def _dump_logs(self, start_steps: int, start_time: float) -> None:
+        stats = self.episode_stats
+        self.logger.record("rollout/ep_rew_mean", float(np.mean(stats.returns[-100:])))
+        self.logger.record("rollout/ep_len_mean", float(np.mean(stats.lengths[-100:])))
+        elapsed = max(time.perf_counter() - start_time, 1e-9)
+        self.logger.record("time/fps", (self.num_timesteps - start_steps) / elapsed)
+        self.logger.record("time/episodes", self.num_episodes)
+        self.logger.record("train/n_updates", self._n_updates)
+        self.logger.dump(self.num_timesteps)
+
+    def _extra_state(self, save_replay_buffer: bool) -> dict[str, Any]:
+        return {"n_updates": self._n_updates}
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        self._n_updates = int(extra["n_updates"])

@@ -1,0 +1,141 @@
+"""``TorchAgent``: what every deep agent shares on top of :class:`~mimicgym.agents.base.Agent`.
+
+Device choice, a torch generator seeded from the agent's numpy rng, seeded network
+construction, ``save``/``load`` of modules, optimizers, counters, rng states and episode
+statistics (plus whatever the subclass adds in ``_extra_state``), and a Ctrl-C guard that
+checkpoints at the next consistent point of ``learn`` when ``checkpoint_path`` is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator
+
+import gymnasium as gym
+import torch
+
+import mimicgym
+from mimicgym.agents.base import Agent, env_id
+from mimicgym.agents.checkpoint import load_checkpoint, save_checkpoint
+from mimicgym.agents.logging import EpisodeStats
+from mimicgym.agents.torch_utils import derive_seed, resolve_device, seed_everything, torch_seed_scope
+
+# learn(callback=...) receives the agent after every environment step; returning False stops.
+Callback = Callable[["TorchAgent"], "bool | None"]
+
+
+class TorchAgent(Agent):
+    """Base of the torch agents. Subclasses list their ``nn.Module`` and optimizer attributes."""
+
+    _modules: ClassVar[tuple[str, ...]] = ()
+    _optimizers: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, env: gym.Env | str | None, *, seed: int = 0,
+                 device: str | torch.device = "auto", deterministic: bool = False,
+                 checkpoint_path: str | Path | None = None, **hyperparameters: Any):
+        super().__init__(env, seed=seed, **hyperparameters)
+        self.device = resolve_device(device)
+        self.deterministic = bool(deterministic)
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
+        self.torch_rng = seed_everything(self.rng, self.device, self.deterministic)
+        self._interrupt_requested = False
+
+    def seeded_init(self) -> contextlib.AbstractContextManager:
+        """Context for building networks: their initial weights follow from the agent's seed."""
+        return torch_seed_scope(derive_seed(self.rng))
+
+    # ----------------------------------------------------------------- checkpointing
+    def _extra_state(self, save_replay_buffer: bool) -> dict[str, Any]:
+        """Subclass state beyond modules/optimizers/counters (buffers, schedule position)."""
+        return {}
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        pass
+
+    def save(self, path: str | Path, save_replay_buffer: bool = True) -> Path:
+        """Everything needed to resume training exactly, written atomically to ``path``."""
+        payload = {
+            "class": type(self).__name__,
+            "mimicgym_version": mimicgym.__version__,
+            "env_id": env_id(self.env),
+            "seed": self.seed,
+            "deterministic": self.deterministic,
+            "config": self.hyperparameters,
+            "num_timesteps": self.num_timesteps,
+            "num_episodes": self.num_episodes,
+            "rng_state": self.rng.bit_generator.state,
+            "torch_rng_state": self.torch_rng.get_state(),
+            "episode_returns": list(self.episode_stats.returns),
+            "episode_lengths": list(self.episode_stats.lengths),
+            "modules": {name: getattr(self, name).state_dict() for name in self._modules},
+            "optimizers": {name: getattr(self, name).state_dict() for name in self._optimizers},
+            "extra": self._extra_state(save_replay_buffer),
+        }
+        return save_checkpoint(path, payload)
+
+    @classmethod
+    def load(cls, path: str | Path, env: gym.Env | str | None = None,
+             device: str | torch.device = "auto", **kwargs: Any) -> "TorchAgent":
+        """Rebuild an agent from ``save``'s file; ``env`` defaults to the recorded env id."""
+        payload = load_checkpoint(path, map_location="cpu", expected_class=cls.__name__)
+        env = env if env is not None else payload.get("env_id")
+        if env is None:
+            raise ValueError(f"{path} records no env id; pass env= to load()")
+        agent = cls(env, seed=payload["seed"], device=device,
+                    deterministic=payload.get("deterministic", False), **payload["config"], **kwargs)
+        for group, names in (("modules", cls._modules), ("optimizers", cls._optimizers)):
+            states = payload.get(group, {})
+            for name in names:
+                if name not in states:
+                    raise ValueError(f"{path}: missing {group[:-1]} state {name!r}")
+                try:
+                    getattr(agent, name).load_state_dict(states[name])
+                except (RuntimeError, ValueError, KeyError) as e:
+                    raise ValueError(f"{path}: {group[:-1]} state {name!r} does not fit this "
+                                     f"agent ({e})") from e
+        agent.num_timesteps = int(payload["num_timesteps"])
+        agent.num_episodes = int(payload["num_episodes"])
+        agent.rng.bit_generator.state = payload["rng_state"]
+        agent.torch_rng.set_state(payload["torch_rng_state"])
+        agent.episode_stats = EpisodeStats()
+        for r, n in zip(payload["episode_returns"], payload["episode_lengths"]):
+            agent.episode_stats.add(r, n)
+        agent._load_extra_state(payload["extra"])
+        return agent
+
+    # ----------------------------------------------------------------- Ctrl-C handling
+    @contextlib.contextmanager
+    def _interrupt_guard(self) -> Iterator[None]:
+        """During ``learn``: the first Ctrl-C only sets a flag that ``_check_interrupt`` acts on.
+
+        The training loop checks the flag between environment steps, where the agent's state
+        is consistent, then saves (if ``checkpoint_path`` is set) and raises
+        ``KeyboardInterrupt``. A second Ctrl-C gets Python's default behaviour.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def request(signum, frame):
+            self._interrupt_requested = True
+            signal.signal(signal.SIGINT, previous)
+
+        signal.signal(signal.SIGINT, request)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            self._interrupt_requested = False
+
+    def _check_interrupt(self) -> None:
+        if self._interrupt_requested:
+            self._interrupt_requested = False
+            if self.checkpoint_path is not None:
+                self.save(self.checkpoint_path)
+                raise KeyboardInterrupt(f"training interrupted at step {self.num_timesteps}; "
+                                        f"checkpoint saved to {self.checkpoint_path}")
+            raise KeyboardInterrupt(f"training interrupted at step {self.num_timesteps}")

@@ -1,0 +1,93 @@
+"""Torch plumbing shared by the deep agents: device choice, seeding, NaN guards, obs tensors."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+import numpy as np
+import torch
+
+_DEVICE_WORDS = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when present, else CPU; otherwise the named device, checked."""
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a str or torch.device, got {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {device!r}; use one of {', '.join(_DEVICE_WORDS)} "
+                         f"(optionally with an index, e.g. 'cuda:0')") from e
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return resolved
+
+
+def derive_seed(rng: np.random.Generator) -> int:
+    """A 63-bit seed drawn from ``rng`` (advances it), for torch generators and env resets."""
+    return int(rng.integers(0, 2**63 - 1))
+
+
+def seed_everything(rng: np.random.Generator, device: torch.device, deterministic: bool = False
+                    ) -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded from the agent's numpy ``rng``.
+
+    Every torch draw of an agent (minibatch indices, action sampling) goes through this
+    generator, so the numpy seed fixes the whole run. With ``deterministic=True`` on CUDA,
+    torch's deterministic kernels are switched on (a process-wide setting: cuBLAS needs
+    its workspace config before the first call, which is set here if absent).
+    """
+    generator = torch.Generator(device=device)
+    generator.manual_seed(derive_seed(rng))
+    if deterministic and device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    return generator
+
+
+@contextlib.contextmanager
+def torch_seed_scope(seed: int) -> Iterator[None]:
+    """Run a block (network construction) under a fixed global CPU torch seed, then restore.
+
+    ``nn.Linear``/``nn.Conv2d`` initialise from torch's global generator; scoping it makes
+    an agent's initial weights depend on its seed only, without touching the caller's RNG.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def check_finite(name: str, tensor: torch.Tensor | float, step: int) -> None:
+    """Raise ``FloatingPointError`` naming ``name`` and ``step`` if ``tensor`` holds NaN/inf.
+
+    Called on losses and gradient norms: one scalar sync per update, not per element.
+    """
+    value = tensor if isinstance(tensor, torch.Tensor) else torch.as_tensor(tensor)
+    if not bool(torch.isfinite(value).all()):
+        shown = value.item() if value.numel() == 1 else "non-finite entries"
+        raise FloatingPointError(f"non-finite {name} ({shown}) at step {step}; stopping training")
+
+
+def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """``nn.utils.clip_grad_norm_`` for one device and dtype, without its per-call grouping.
+
+    Scales the gradients in place by ``min(1, max_norm / (norm + 1e-6))`` exactly as torch
+    does and returns the pre-clipping global L2 norm; three kernels, no Python loop.
+    """
+    grads = [p.grad for p in params]
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    torch._foreach_mul_(grads, torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+    return norm
+
+
+def obs_as_tensor(observation: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A raw env observation batch as a tensor (no copy on CPU); encoders do the casting."""
+    return torch.as_tensor(np.asarray(observation), device=device)
