@@ -25,6 +25,8 @@ test: install
 bench: install
 	$(PY) benchmarks/gridworld_speed.py --quick
 	$(PY) benchmarks/body_model.py
+	$(PY) benchmarks/deep_agents.py --quick
+	$(PY) benchmarks/imitation_env.py --quick
 
 clean:
 	rm -rf $(VENV) runs

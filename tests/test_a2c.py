@@ -16,15 +16,6 @@ from mimicgym.agents.a2c import A2C
 GAMMA = 0.9
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks gain nothing from intra-op threads; on a shared machine they thrash."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 class ContextualBandit(gym.Env):
     """One-step episodes: the state is 0 or 1 (one-hot encoded by the agent), the action
     equal to the state pays 1, the other 0."""

@@ -27,15 +27,6 @@ SMALL = dict(learning_rate=1e-3, buffer_size=5_000, learning_starts=200, batch_s
              exploration_fraction=0.5, exploration_final_eps=0.05, net_arch=(64,))
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small networks run fastest on one thread, and the test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def maze(wrapper, **kwargs) -> gym.Env:
     return wrapper(gym.make("mimicgym/GridWorld-v0", map=MAZE, max_episode_steps=50), **kwargs)
 

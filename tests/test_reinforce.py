@@ -11,15 +11,6 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from mimicgym.agents.reinforce import Reinforce
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks gain nothing from intra-op threads; on a shared machine they thrash."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 class TwoArmedBandit(gym.Env):
     """One-step episodes; arm ``a`` pays 1 with probability ``P[a]``, else 0."""
 

@@ -6,7 +6,6 @@ import json
 
 import gymnasium as gym
 import pytest
-import torch
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.evaluation import evaluate_policy
 
@@ -36,7 +35,6 @@ def _greedy_return(model) -> float:
            "learning_rate": 1e-3, "train_freq": 1}, 6_000),
 ])
 def test_sb3_learns_a_gridworld_from_discrete_observations(algo, kwargs, steps):
-    torch.set_num_threads(1)
     model = algo("MlpPolicy", _make(), seed=0, verbose=0, **kwargs)
     before = _greedy_return(model)
     model.learn(steps)

@@ -326,15 +326,8 @@ class DQN(TorchAgent):
             torch._foreach_add_(target, online, alpha=tau)
 
     def _dump_logs(self, start_steps: int, start_time: float) -> None:
-        recent_r = self.episode_stats.returns[-100:]
-        recent_l = self.episode_stats.lengths[-100:]
-        self.logger.record("rollout/ep_rew_mean", float(np.mean(recent_r)))
-        self.logger.record("rollout/ep_len_mean", float(np.mean(recent_l)))
         self.logger.record("rollout/exploration_rate", self.exploration_rate)
-        self.logger.record("time/episodes", self.num_episodes)
-        elapsed = max(time.perf_counter() - start_time, 1e-9)
-        self.logger.record("time/fps", (self.num_timesteps - start_steps) / elapsed)
-        self.logger.dump(self.num_timesteps)
+        super()._dump_logs(start_steps, start_time)
 
     # ----------------------------------------------------------------- checkpoint state
     def _extra_state(self, save_replay_buffer: bool) -> dict[str, Any]:

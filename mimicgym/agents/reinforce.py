@@ -209,14 +209,8 @@ class Reinforce(TorchAgent):
             rec("train/std", policy.distribution.log_std.exp().mean().item())
 
     def _dump_logs(self, start_steps: int, start_time: float) -> None:
-        stats = self.episode_stats
-        self.logger.record("rollout/ep_rew_mean", float(np.mean(stats.returns[-100:])))
-        self.logger.record("rollout/ep_len_mean", float(np.mean(stats.lengths[-100:])))
-        elapsed = max(time.perf_counter() - start_time, 1e-9)
-        self.logger.record("time/fps", (self.num_timesteps - start_steps) / elapsed)
-        self.logger.record("time/episodes", self.num_episodes)
         self.logger.record("train/n_updates", self._n_updates)
-        self.logger.dump(self.num_timesteps)
+        super()._dump_logs(start_steps, start_time)
 
     def _extra_state(self, save_replay_buffer: bool) -> dict[str, Any]:
         return {"n_updates": self._n_updates}

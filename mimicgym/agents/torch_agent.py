@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 import mimicgym
@@ -48,6 +50,18 @@ class TorchAgent(Agent):
         return torch_seed_scope(derive_seed(self.rng))
 
     # ----------------------------------------------------------------- checkpointing
+    def _dump_logs(self, start_steps: int, start_time: float) -> None:
+        """SB3's ``rollout/`` keys (means over the last 100 episodes) and ``time/`` keys,
+        then one dump at ``num_timesteps``; subclasses record their own keys first."""
+        stats = self.episode_stats
+        if stats.returns:
+            self.logger.record("rollout/ep_rew_mean", float(np.mean(stats.returns[-100:])))
+            self.logger.record("rollout/ep_len_mean", float(np.mean(stats.lengths[-100:])))
+        elapsed = max(time.perf_counter() - start_time, 1e-9)
+        self.logger.record("time/fps", (self.num_timesteps - start_steps) / elapsed)
+        self.logger.record("time/episodes", self.num_episodes)
+        self.logger.dump(self.num_timesteps)
+
     def _extra_state(self, save_replay_buffer: bool) -> dict[str, Any]:
         """Subclass state beyond modules/optimizers/counters (buffers, schedule position)."""
         return {}
