@@ -1,6 +1,12 @@
 """Session-wide test settings."""
 
-import torch
+import os
+
+# Before any test module imports MuJoCo: headless rendering needs EGL (mimicgym sets the
+# same default, but a test may import mujoco first).
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import torch  # noqa: E402
 
 
 def pytest_configure(config):

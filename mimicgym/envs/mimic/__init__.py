@@ -1,9 +1,5 @@
 """DeepMimic-style motion imitation: characters, reference motion, reward, env and rendering.
 
-``MUJOCO_GL`` must be chosen before MuJoCo is first imported; headless ``egl`` is the default
-here unless the user has set it (see :mod:`mimicgym.envs.mimic.render`).
+``MUJOCO_GL`` must be chosen before MuJoCo is first imported: ``import mimicgym`` makes
+headless ``egl`` the default on machines without a display (see :mod:`mimicgym`).
 """
-
-import os
-
-os.environ.setdefault("MUJOCO_GL", "egl")

@@ -1,6 +1,6 @@
 """Headless rendering of a character next to a translucent ghost of its reference.
 
-``MUJOCO_GL`` defaults to ``egl`` (set in :mod:`mimicgym.envs.mimic` before MuJoCo is imported);
+``MUJOCO_GL`` defaults to ``egl`` on machines without a display (set by ``import mimicgym``);
 on a CPU-only machine that is Mesa's software EGL (Debian: ``libegl1 libgl1 libgles2``, plus
 ``libegl-mesa0``); ``MUJOCO_GL=osmesa`` with ``libosmesa6`` is the alternative. The render
 model turns off the three costly effects of MuJoCo's software path: 4x multisampling
