@@ -12,7 +12,7 @@ from torch import Tensor
 from mimicgym.motion.body_model import SMPL_JOINT_NAMES, batch_rigid_transform
 from mimicgym.motion.rotations import axis_angle_to_matrix
 
-__all__ = ["model_joints", "geman_mcclure", "bending_energy", "kabsch", "FittingProblem", "parameter_scales", "optimise"]
+__all__ = ["model_joints", "geman_mcclure", "bending_energy", "kabsch", "FittingProblem", "parameter_scales", "row_lbfgs", "optimise"]
 
 _J = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}
 # Bend angles in the 69-d body pose: left/right elbow about y, left/right knee about x, and
@@ -99,14 +99,17 @@ class FittingProblem:
         return e
 
     def energy(self, p: dict[str, Tensor], w_pose: float, w_shape: float, conf: Tensor) -> Tensor:
+        """Per-frame energies (B,) for independent frames; the scalar total for a sequence."""
         joints = self.joints(p)
-        e = self.frame_energy(p, w_pose, w_shape, conf, joints).sum()
-        if self.shared_betas:  # one shape for the sequence (its prior counted once per frame)
-            e = e + joints.shape[0] * w_shape**2 * p["betas"].pow(2).sum()
-            if self.config.smooth_weight > 0 and joints.shape[0] > 2:
-                # Acceleration, not velocity: steady motion (walking) costs nothing.
-                accel = (joints[2:] - 2.0 * joints[1:-1] + joints[:-2]) * 1000.0
-                e = e + self.config.smooth_weight * accel.pow(2).sum()
+        e = self.frame_energy(p, w_pose, w_shape, conf, joints)
+        if not self.shared_betas:
+            return e
+        # One shape for the sequence (its prior counted once per frame) couples the frames.
+        e = e.sum() + joints.shape[0] * w_shape**2 * p["betas"].pow(2).sum()
+        if self.config.smooth_weight > 0 and joints.shape[0] > 2:
+            # Acceleration, not velocity: steady motion (walking) costs nothing.
+            accel = (joints[2:] - 2.0 * joints[1:-1] + joints[:-2]) * 1000.0
+            e = e + self.config.smooth_weight * accel.pow(2).sum()
         return e
 
 
@@ -133,17 +136,96 @@ def parameter_scales(bm) -> dict[str, Tensor]:
             "transl": one, "cam_t": one}  # fmt: skip
 
 
+def row_lbfgs(x: Tensor, row_energy, iters: int, history_size: int, max_backtracks: int = 20) -> Tensor:
+    """L-BFGS on each row of x (B, D) separately for an energy of independent rows (B,).
+
+    Every row keeps its own curvature history and Armijo backtracking step, so a batch of
+    frames converges as fast as each frame alone (one optimiser over the summed energy
+    shares one line search between rows and crawls), while each step evaluates the whole
+    batch in one call. A row stops when its gradient or its energy change vanishes.
+    """
+    B, D = x.shape
+    S, Y = x.new_zeros(B, history_size, D), x.new_zeros(B, history_size, D)  # step and gradient pairs
+    rho = x.new_zeros(B, history_size)  # 1 / (y . s); 0 marks an empty or skipped pair
+
+    def evaluate(z: Tensor) -> tuple[Tensor, Tensor]:
+        z = z.detach().requires_grad_(True)
+        e = row_energy(z)
+        (grad,) = torch.autograd.grad(e.sum(), z)
+        return e.detach(), grad
+
+    x = x.detach().clone()
+    e, g = evaluate(x)
+    gamma = 1.0 / g.abs().sum(-1).clamp(min=1.0)  # first step as torch's LBFGS: min(1, 1/|g|_1)
+    active = torch.ones(B, dtype=torch.bool)
+    head = 0
+    for _ in range(iters):
+        # Two-loop recursion, newest pair first (Nocedal & Wright, Alg. 7.4), batched over rows.
+        q, alphas = -g, []
+        order = [(head - 1 - j) % history_size for j in range(history_size)]
+        for i in order:
+            a = rho[:, i] * (S[:, i] * q).sum(-1)
+            q = q - a[:, None] * Y[:, i]
+            alphas.append(a)
+        d = gamma[:, None] * q
+        for i, a in zip(reversed(order), reversed(alphas)):
+            b = rho[:, i] * (Y[:, i] * d).sum(-1)
+            d = d + (a - b)[:, None] * S[:, i]
+        slope = (g * d).sum(-1)
+        uphill = slope >= 0  # lost curvature information: fall back to steepest descent
+        d = torch.where(uphill[:, None], -gamma[:, None] * g, d)
+        slope = torch.where(uphill, -gamma * g.pow(2).sum(-1), slope)
+        d = d * active[:, None]
+        t, done = torch.ones(B, dtype=x.dtype), ~active
+        x_new, e_new, g_new = x.clone(), e.clone(), g.clone()
+        for _ in range(max_backtracks):
+            e_t, g_t = evaluate(x + t[:, None] * d)
+            ok = ~done & torch.isfinite(e_t) & (e_t <= e + 1e-4 * t * slope)
+            x_new[ok], e_new[ok], g_new[ok] = x[ok] + t[ok, None] * d[ok], e_t[ok], g_t[ok]
+            done = done | ok
+            if bool(done.all()):
+                break
+            t = torch.where(done, t, 0.5 * t)
+        moved = done & active
+        s, y = x_new - x, g_new - g
+        sy = (s * y).sum(-1)
+        valid = moved & (sy > 1e-10)
+        S[:, head], Y[:, head] = s * valid[:, None], y * valid[:, None]
+        rho[:, head] = torch.where(valid, 1.0 / sy.clamp(min=1e-10), torch.zeros_like(sy))
+        gamma = torch.where(valid, sy / y.pow(2).sum(-1).clamp(min=1e-30), gamma)
+        head = (head + 1) % history_size
+        converged = (g_new.abs().amax(-1) <= 1e-9) | ((e - e_new).abs() <= 1e-12 * e.abs().clamp(min=1.0))
+        active = moved & ~converged
+        x, e, g = x_new, e_new, g_new
+        if not bool(active.any()):
+            break
+    return x
+
+
 def optimise(p: dict[str, Tensor], free: list[str], energy, scales: dict[str, Tensor], config, iters: int) -> float:
     """Minimise ``energy(params)`` over the ``free`` entries of ``p`` (updated in place).
 
-    Returns the final energy.
+    ``energy`` returns a scalar, or one energy per row (B,) when the rows are independent
+    problems (frames, hypotheses): L-BFGS then runs per row (:func:`row_lbfgs`). Returns
+    the final energy, summed over rows.
     """
     x = {k: (p[k].detach() * scales[k]).requires_grad_(True) for k in free}
 
     def current() -> dict[str, Tensor]:
         return {**p, **{k: x[k] / scales[k] for k in free}}
 
-    if config.optimizer == "lbfgs":
+    with torch.no_grad():
+        per_row = energy(current()).ndim == 1
+    if config.optimizer == "lbfgs" and per_row:
+        sizes = [x[k].shape[1] for k in free]
+
+        def row_energy(z: Tensor) -> Tensor:  # (B, D) packed scaled parameters -> (B,)
+            parts = z.split(sizes, dim=1)
+            return energy({**p, **{k: v / scales[k] for k, v in zip(free, parts)}})
+
+        z = row_lbfgs(torch.cat([x[k].detach() for k in free], 1), row_energy, iters, config.history_size)
+        x = dict(zip(free, z.split(sizes, dim=1)))
+    elif config.optimizer == "lbfgs":
         opt = torch.optim.LBFGS(
             list(x.values()), lr=config.lr or 1.0, max_iter=iters, max_eval=4 * iters, history_size=config.history_size,
             tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe",
@@ -151,7 +233,7 @@ def optimise(p: dict[str, Tensor], free: list[str], energy, scales: dict[str, Te
 
         def closure():
             opt.zero_grad()
-            e = energy(current())
+            e = energy(current()).sum()
             e.backward()
             return e
 
@@ -160,12 +242,12 @@ def optimise(p: dict[str, Tensor], free: list[str], energy, scales: dict[str, Te
         opt = torch.optim.Adam(list(x.values()), lr=config.lr or 0.01)
         for _ in range(iters):
             opt.zero_grad()
-            e = energy(current())
+            e = energy(current()).sum()
             e.backward()
             opt.step()
     with torch.no_grad():
         final = current()
-        e = energy(final)
+        e = energy(final).sum()
     if not torch.isfinite(e):
         raise FloatingPointError(f"fitting energy became {float(e)}; check the inputs' scale and confidences")
     p.update({k: final[k].detach() for k in free})
