@@ -240,6 +240,19 @@ def _eval_summary(returns: list[float]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- plots
 
 
+def occupiable_states(model) -> np.ndarray:
+    """(S,) True where the agent can be: start states and successors of other states.
+
+    Walls and cliff cells (entering one sends the agent back to start) never are; their
+    values mean nothing, so plots leave them blank.
+    """
+    states = np.arange(model.n_states)[:, None, None]
+    moved_in = model.next_states[(model.probs > 0) & (model.next_states != states)]
+    occupiable = model.initial > 0
+    occupiable[moved_in] = True
+    return occupiable
+
+
 def write_run_plots(run_dir: Path, agent, env: gym.Env, history: dict) -> list[Path]:
     from mimicgym.plots import plot_learning_curves, plot_value_heatmap
 
@@ -264,9 +277,8 @@ def write_run_plots(run_dir: Path, agent, env: gym.Env, history: dict) -> list[P
     if model is not None and model.grid_shape is not None and (values is not None or q_values is not None):
         v = np.asarray(values if values is not None else q_values.max(axis=1))
         q = q_values if q_values is not None else model.q_from_v(v, getattr(agent.config, "gamma", 1.0))
-        # Walls and goals are terminal in the model: no colour, no arrow.
         written.append(plot_value_heatmap(
             v, model.grid_shape, run_dir / "values.png", greedy_actions=np.argmax(q, axis=1),
-            moves=getattr(base, "moves", None), mask=model.terminal,
+            moves=getattr(base, "moves", None), mask=model.terminal | ~occupiable_states(model),
             title=f"{agent.__class__.__name__}: V and greedy policy"))
     return written

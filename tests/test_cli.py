@@ -89,3 +89,15 @@ def test_bad_input_is_reported_not_raised(tmp_path, capsys):
     assert main(["train", "--agent", "sarsa", "--logdir", str(tmp_path), "--no-progress"]) == 2
     assert "timesteps or episodes" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # a failed start leaves no run directory
+
+
+def test_plots_leave_cells_the_agent_never_occupies_blank():
+    import gymnasium as gym
+    import numpy as np
+
+    from mimicgym.training import occupiable_states
+
+    model = gym.make("mimicgym/CliffWalking-v0").unwrapped.model()
+    expected = np.ones((4, 12), bool)
+    expected[3, 1:11] = False  # the cliff: entering it sends the agent back to start
+    np.testing.assert_array_equal(occupiable_states(model).reshape(4, 12), expected)
