@@ -164,9 +164,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
                                stats if cfg.normalize and stats.exists() else None)
     else:
         from mimicgym.agents import get_agent_class
-        from mimicgym.training import make_env
+        from mimicgym.training import make_agent_env
 
-        agent = get_agent_class(cfg.agent).load(model, env=make_env(cfg))
+        agent_cls = get_agent_class(cfg.agent)
+        agent = agent_cls.load(model, env=make_agent_env(agent_cls, cfg))
         returns = evaluate(agent, cfg, args.episodes)
     print(f"{cfg.agent} on {cfg.env}: mean return {np.mean(returns):.3f} +- {np.std(returns):.3f} "
           f"over {len(returns)} deterministic episodes")

@@ -89,6 +89,14 @@ def make_env(cfg: RunConfig, render_mode: str | None = None) -> gym.Env:
     return wrap_observation(env, cfg.wrapper)
 
 
+def make_agent_env(agent_cls, cfg: RunConfig) -> gym.Env | gym.vector.VectorEnv:
+    """The env an agent trains on: a sync VectorEnv of ``n_envs`` copies for vectorised agents."""
+    if not agent_cls.vectorized:
+        return make_env(cfg)
+    n_envs = cfg.hyperparameters.get("n_envs", agent_cls.Config().n_envs)
+    return gym.vector.SyncVectorEnv([lambda: make_env(cfg) for _ in range(n_envs)])
+
+
 def wrap_observation(env: gym.Env, wrapper: str | None) -> gym.Env:
     if wrapper is None:
         return env
@@ -160,7 +168,7 @@ def train(cfg: RunConfig) -> RunResult:
     from mimicgym.agents import Logger, get_agent_class
 
     agent_cls = get_agent_class(cfg.agent)
-    env = make_env(cfg)
+    env = make_agent_env(agent_cls, cfg)
     if cfg.resume:
         agent = agent_cls.load(cfg.resume, env=env)
     else:

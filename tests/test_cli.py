@@ -101,3 +101,22 @@ def test_plots_leave_cells_the_agent_never_occupies_blank():
     expected = np.ones((4, 12), bool)
     expected[3, 1:11] = False  # the cliff: entering it sends the agent back to start
     np.testing.assert_array_equal(occupiable_states(model).reshape(4, 12), expected)
+
+
+def test_cli_trains_evaluates_and_resumes_a_deep_agent(tmp_path, capsys):
+    import torch
+
+    base = ["train", "--env", "mimicgym/SuttonGrid4x4-v0", "--wrapper", "onehot",
+            "--agent", "a2c", "--logdir", str(tmp_path), "--no-progress", "--set", "n_envs=4"]
+    assert main([*base, "--timesteps", "3000", "--run-name", "first", "--eval-episodes", "2"]) == 0
+    first = tmp_path / "first"
+    # From the start cell (3, 0) the nearest terminal corner is 3 steps away.
+    assert json.loads((first / "eval.json").read_text())["mean_reward"] == -3.0
+    assert main(["eval", str(first), "--episodes", "2"]) == 0
+    assert "mean return -3.000" in capsys.readouterr().out
+    resumed = [*base, "--timesteps", "1000", "--run-name", "second", "--eval-episodes", "1",
+               "--resume", str(first / "model.pt")]
+    assert main(resumed) == 0
+    counters = [torch.load(run / "model.pt", weights_only=True)["num_timesteps"]
+                for run in (first, tmp_path / "second")]
+    assert counters[1] >= counters[0] + 1000

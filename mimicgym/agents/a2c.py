@@ -103,6 +103,7 @@ class A2C(TorchAgent):
     """``A2C(env_id_or_vector_env, seed=0, device="auto", **hyperparameters)``."""
 
     Config = A2CConfig
+    vectorized = True
     _modules = ("policy",)
     _optimizers = ("optimizer",)
 

@@ -74,6 +74,7 @@ class Agent:
     """Base of every agent. Subclasses set ``Config`` and implement ``learn``/``predict``."""
 
     Config: ClassVar[type]
+    vectorized: ClassVar[bool] = False  # True: the agent steps a gymnasium VectorEnv
 
     def __init__(self, env: gym.Env | str | None, *, seed: int = 0, **hyperparameters: Any):
         known = {f.name for f in dataclasses.fields(self.Config)}
