@@ -127,7 +127,6 @@ class A2C(TorchAgent):
         else:
             self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate,
                                               foreach=True)
-        self._n_updates = 0
         self._last_obs: np.ndarray | None = None
         self._last_done = np.zeros(cfg.n_envs, dtype=bool)  # next step is a reset step
         self._episode_return = np.zeros(cfg.n_envs)
@@ -276,15 +275,3 @@ class A2C(TorchAgent):
                            explained_variance(values[:-1].detach(), returns, mask))
         if isinstance(policy.distribution, DiagGaussianDistribution):
             self.logger.record("train/std", policy.distribution.log_std.exp().mean().item())
-
-    def _dump_logs(self, start_steps: int, start_time: float) -> None:
-        self.logger.record("train/n_updates", self._n_updates)
-        super()._dump_logs(start_steps, start_time)
-
-    # ----------------------------------------------------------------- checkpoint state
-    def _extra_state(self, save_replay_buffer: bool) -> dict[str, Any]:
-        return {"n_updates": self._n_updates}
-
-    def _load_extra_state(self, extra: dict[str, Any]) -> None:
-        self._n_updates = int(extra["n_updates"])
-

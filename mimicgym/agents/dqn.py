@@ -144,7 +144,6 @@ class DQN(TorchAgent):
                                           self.observation_space.dtype)
         self.exploration_rate = cfg.exploration_initial_eps
         self._n_calls = 0  # env steps over the agent's life: times target updates (as SB3)
-        self._n_updates = 0
         self._total_timesteps = 0
         self._last_obs: np.ndarray | None = None
         self._episode_seed = 0
@@ -312,7 +311,6 @@ class DQN(TorchAgent):
         self._n_updates += gradient_steps
         self.logger.record("train/loss", float(np.mean(losses)))
         self.logger.record("train/learning_rate", cfg.learning_rate)
-        self.logger.record("train/n_updates", self._n_updates)
 
     @torch.no_grad()
     def update_target(self, tau: float) -> None:
@@ -332,8 +330,8 @@ class DQN(TorchAgent):
     # ----------------------------------------------------------------- checkpoint state
     def _extra_state(self, save_replay_buffer: bool) -> dict[str, Any]:
         return {
+            **super()._extra_state(save_replay_buffer),
             "n_calls": self._n_calls,
-            "n_updates": self._n_updates,
             "total_timesteps": self._total_timesteps,
             "exploration_rate": self.exploration_rate,
             "last_obs": None if self._last_obs is None else np.asarray(self._last_obs),
@@ -344,8 +342,8 @@ class DQN(TorchAgent):
         }
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        super()._load_extra_state(extra)
         self._n_calls = int(extra["n_calls"])
-        self._n_updates = int(extra["n_updates"])
         self._total_timesteps = int(extra["total_timesteps"])
         self.exploration_rate = float(extra["exploration_rate"])
         last_obs = extra["last_obs"]

@@ -90,7 +90,6 @@ class Reinforce(TorchAgent):
                                       cfg.activation, False, cfg.log_std_init,
                                       cfg.ortho_init).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate)
-        self._n_updates = 0
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         """Actions for one observation or a batch (SB3 signature; ``state`` passes through)."""
@@ -207,13 +206,3 @@ class Reinforce(TorchAgent):
             explained_variance(values.detach(), returns, torch.ones_like(returns)))
         if isinstance(policy.distribution, DiagGaussianDistribution):
             rec("train/std", policy.distribution.log_std.exp().mean().item())
-
-    def _dump_logs(self, start_steps: int, start_time: float) -> None:
-        self.logger.record("train/n_updates", self._n_updates)
-        super()._dump_logs(start_steps, start_time)
-
-    def _extra_state(self, save_replay_buffer: bool) -> dict[str, Any]:
-        return {"n_updates": self._n_updates}
-
-    def _load_extra_state(self, extra: dict[str, Any]) -> None:
-        self._n_updates = int(extra["n_updates"])

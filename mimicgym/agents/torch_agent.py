@@ -44,6 +44,7 @@ class TorchAgent(Agent):
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         self.torch_rng = seed_everything(self.rng, self.device, self.deterministic)
         self._interrupt_requested = False
+        self._n_updates = 0  # gradient steps over the agent's life
 
     def seeded_init(self) -> contextlib.AbstractContextManager:
         """Context for building networks: their initial weights follow from the agent's seed."""
@@ -60,14 +61,15 @@ class TorchAgent(Agent):
         elapsed = max(time.perf_counter() - start_time, 1e-9)
         self.logger.record("time/fps", (self.num_timesteps - start_steps) / elapsed)
         self.logger.record("time/episodes", self.num_episodes)
+        self.logger.record("train/n_updates", self._n_updates)
         self.logger.dump(self.num_timesteps)
 
     def _extra_state(self, save_replay_buffer: bool) -> dict[str, Any]:
-        """Subclass state beyond modules/optimizers/counters (buffers, schedule position)."""
-        return {}
+        """State beyond modules/optimizers/counters; subclasses extend it (buffers, schedules)."""
+        return {"n_updates": self._n_updates}
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
-        pass
+        self._n_updates = int(extra["n_updates"])
 
     def save(self, path: str | Path, save_replay_buffer: bool = True) -> Path:
         """Everything needed to resume training exactly, written atomically to ``path``."""
