@@ -112,7 +112,6 @@ def config_from_args(args: argparse.Namespace):
 def cmd_list() -> None:
     import gymnasium as gym
 
-    import mimicgym  # noqa: F401  (registers the ids)
     from mimicgym.agents import AGENTS
 
     print("environments:")
@@ -125,7 +124,8 @@ def cmd_list() -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    import mimicgym  # noqa: F401
+    import numpy as np
+
     from mimicgym.training import train
 
     cfg = config_from_args(args)
@@ -134,14 +134,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"model: {result.model_path}")
     if result.eval_returns:
         print(f"evaluation over {len(result.eval_returns)} episodes: "
-              f"mean return {result.eval_mean:.3f} +- {float(__import__('numpy').std(result.eval_returns)):.3f}")
+              f"mean return {result.eval_mean:.3f} +- {np.std(result.eval_returns):.3f}")
     print(f"TensorBoard: tensorboard --logdir {Path(cfg.logdir)}")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
     import numpy as np
 
-    import mimicgym  # noqa: F401
     from mimicgym.training import RunConfig, evaluate
 
     if args.run is not None:

@@ -8,8 +8,6 @@ SB3's own logger writing the TensorBoard and CSV files, periodic checkpoints tha
 from __future__ import annotations
 
 import csv
-import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +17,10 @@ from mimicgym.training import (
     RunConfig,
     RunResult,
     _eval_summary,
-    git_commit,
     new_run_dir,
-    package_versions,
     wrap_observation,
     write_json,
+    write_run_config,
 )
 
 
@@ -110,14 +107,7 @@ def train_sb3(cfg: RunConfig) -> RunResult:
     run_dir = new_run_dir(cfg)
     stats_path = run_dir / "vecnormalize.pkl"
     model.set_logger(configure(str(run_dir), ["tensorboard", "csv"]))
-    write_json(run_dir / "config.json", {
-        "config": dataclasses.asdict(cfg),
-        "agent_class": f"stable_baselines3.{algo.__name__}",
-        "hyperparameters": {k: v for k, v in cfg.hyperparameters.items()},
-        "versions": package_versions(),
-        "git_commit": git_commit(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    })
+    write_run_config(run_dir, cfg, f"stable_baselines3.{algo.__name__}", dict(cfg.hyperparameters))
     callbacks = []
     if cfg.checkpoint_freq:
         callbacks.append(CheckpointCallback(

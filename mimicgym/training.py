@@ -148,6 +148,18 @@ def write_json(path: Path, payload: Any) -> None:
         json.dump(payload, f, indent=2, default=str)
 
 
+def write_run_config(run_dir: Path, cfg: RunConfig, agent_class: str, hyperparameters: dict) -> None:
+    """``config.json``: what was asked, what the agent resolved it to, and what ran it."""
+    write_json(run_dir / "config.json", {
+        "config": dataclasses.asdict(cfg),
+        "agent_class": agent_class,
+        "hyperparameters": hyperparameters,
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+
+
 # --------------------------------------------------------------------------- training
 
 
@@ -185,14 +197,7 @@ def train(cfg: RunConfig) -> RunResult:
     ):
         raise ValueError(f"agent {cfg.agent!r} learns from samples: give timesteps or episodes")
     run_dir = new_run_dir(cfg)
-    write_json(run_dir / "config.json", {
-        "config": dataclasses.asdict(cfg),
-        "agent_class": agent_cls.__name__,
-        "hyperparameters": agent.hyperparameters,
-        "versions": package_versions(),
-        "git_commit": git_commit(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    })
+    write_run_config(run_dir, cfg, agent_cls.__name__, agent.hyperparameters)
     logger = Logger(run_dir, hparams={"agent": cfg.agent, "env": cfg.env, "seed": cfg.seed,
                                       **agent.hyperparameters})
     agent.set_logger(logger)
