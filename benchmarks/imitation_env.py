@@ -1,12 +1,15 @@
-"""Env steps/s of MimicWalk (humanoid3d) next to Gymnasium's Humanoid-v5 and next to each
+"""Env steps/s of MimicWalk (humanoid3d and SMPL) next to Gymnasium's Humanoid-v5 and next to each
 model's bare physics (``mj_step`` times the substeps of one env step), in the same run.
 
 The physics floor replays the env's own trajectory without observation, reward or reference
 lookup: every recorded step's state and controls (PD spring targets, ``ctrl``) are set and the
 same ``mj_step(model, data, nstep)`` call runs, so env and floor do the same physics work.
-Overhead = env time per step over floor time per step, minus 1. Single-process rates use this process's CPU time
-(``time.process_time``), so other jobs on a shared machine do not count against them; each
-figure is the best of ``--repeats`` interleaved trials. Vectorised rates are wall-clock.
+Overhead = env time per step over floor time per step, minus 1. Single-process rates use this
+process's CPU time (``time.process_time``), so other jobs on a shared machine do not count against them; each
+figure is the best of ``--repeats`` interleaved trials. Vectorised rates (Gymnasium's
+``SyncVectorEnv``: all envs in this process; ``AsyncVectorEnv``: one subprocess per env, as
+training uses) are wall-clock over the whole vector, so they count the pipes and, on a shared
+machine, other jobs too.
 
     python benchmarks/imitation_env.py --quick
 """
@@ -25,6 +28,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 import mimicgym.envs  # noqa: E402,F401
 from mimicgym.utils.io import atomic_write  # noqa: E402
@@ -50,13 +54,14 @@ def _rollout(env, actions, record: bool):
     return states, lengths
 
 
-def env_and_floor_rates(env_id: str, steps: int, seed: int = 0) -> tuple[float, float, list[int]]:
+def env_and_floor_rates(env_id: str, steps: int, seed: int = 0,
+                        **kwargs) -> tuple[float, float, list[int]]:
     """(env steps/s, physics-floor steps/s, episode lengths) under uniform random actions.
 
     The floor replays the env's own trajectory: each recorded step's state and controls are
     set and ``mj_step(model, data, nstep)`` runs, so both do the same physics work.
     """
-    env = gym.make(env_id).unwrapped  # no wrappers: time the env itself
+    env = gym.make(env_id, **kwargs).unwrapped  # no wrappers: time the env itself
     actions = np.random.default_rng(seed).uniform(-1, 1, (steps, *env.action_space.shape))
     actions = actions.astype(env.action_space.dtype) * env.action_space.high
     env.reset(seed=seed)
@@ -76,13 +81,19 @@ def env_and_floor_rates(env_id: str, steps: int, seed: int = 0) -> tuple[float, 
     return env_rate, floor_rate, lengths
 
 
-def vector_rate(env_id: str, n_envs: int, steps: int, seed: int = 0) -> float:
-    """Env steps/s (summed over envs) of an AsyncVectorEnv of ``n_envs`` subprocesses."""
-    envs = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="async")
+def vector_rate(env_id: str, n_envs: int, steps: int, mode: str = "async", seed: int = 0,
+                **kwargs) -> float:
+    """Env steps/s (summed over envs) of a vector of ``n_envs`` envs: ``mode`` ``"sync"`` (all
+    in this process) or ``"async"`` (one subprocess each)."""
+    # forkserver, as SB3's SubprocVecEnv uses: a plain fork copies this process's thread pools
+    # (BLAS, torch's OpenMP after the SMPL body model ran) into children that then deadlock.
+    vector_kwargs = {"context": "forkserver"} if mode == "async" else {}
+    envs = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode=mode,
+                        vector_kwargs=vector_kwargs, **kwargs)
     envs.reset(seed=seed)
     envs.action_space.seed(seed)
     actions = [envs.action_space.sample() for _ in range(steps)]
-    start = time.perf_counter()  # wall clock: the work happens in the subprocesses
+    start = time.perf_counter()  # wall clock: async work happens in the subprocesses
     for a in actions:
         envs.step(a)
     rate = steps * n_envs / (time.perf_counter() - start)
@@ -93,42 +104,66 @@ def vector_rate(env_id: str, n_envs: int, steps: int, seed: int = 0) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps (well under 5 minutes)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--n-envs", type=int, default=2)
     args = parser.parse_args()
+    # One torch thread: the SMPL character's body model runs torch in this process, and an
+    # OpenMP pool started before the async envs fork their workers deadlocks them.
+    torch.set_num_threads(1)
     steps = 1_500 if args.quick else 6_000
     rows: dict[str, list[float]] = {}
     lengths: dict[str, float] = {}
+    # (row name, its physics-floor row, env id, gym.make keywords)
+    envs = (("MimicWalk-v0 (humanoid3d)", "MimicWalk-v0 physics floor", "mimicgym/MimicWalk-v0",
+             {}),
+            ("MimicWalk-v0 (smpl)", "MimicWalk-v0 (smpl) physics floor", "mimicgym/MimicWalk-v0",
+             {"character": "smpl"}),
+            ("Humanoid-v5", "Humanoid-v5 physics floor", "Humanoid-v5", {}))
     for _ in range(args.repeats):
-        for name, env_id in (("MimicWalk-v0 (humanoid3d)", "mimicgym/MimicWalk-v0"),
-                             ("Humanoid-v5", "Humanoid-v5")):
-            rate, floor, lens = env_and_floor_rates(env_id, steps)
+        for name, floor_name, env_id, kwargs in envs:
+            rate, floor, lens = env_and_floor_rates(env_id, steps, **kwargs)
             rows.setdefault(name, []).append(rate)
-            rows.setdefault(f"{name.split()[0]} physics floor", []).append(floor)
+            rows.setdefault(floor_name, []).append(floor)
             lengths[name] = float(np.mean(lens)) if lens else float(steps)
     best = {name: max(rates) for name, rates in rows.items()}
     vec_steps = steps // (2 * args.n_envs)
-    vec = {f"{name} x{args.n_envs} async": vector_rate(env_id, args.n_envs, vec_steps)
-           for name, env_id in (("MimicWalk-v0", "mimicgym/MimicWalk-v0"),
-                                ("Humanoid-v5", "Humanoid-v5"))}
+    vec = {f"{name.replace(' (humanoid3d)', '')} x{args.n_envs} {mode}":
+           vector_rate(env_id, args.n_envs, vec_steps, mode, **kwargs)
+           for name, _, env_id, kwargs in envs for mode in ("sync", "async")}
 
     mimic, floor = best["MimicWalk-v0 (humanoid3d)"], best["MimicWalk-v0 physics floor"]
     human = best["Humanoid-v5"]
+
+    def paired(env_row: str, floor_row: str) -> float:
+        """Median over trials of each trial's own floor/env ratio - 1: the env and its floor run
+        back to back, so load on a shared machine shifts both (best-of figures can come from
+        different moments)."""
+        return float(np.median(np.array(rows[floor_row]) / np.array(rows[env_row]) - 1.0))
+
     summary = {
         "mimic_overhead_vs_physics_floor": floor / mimic - 1.0,
+        "mimic_overhead_paired_median": paired("MimicWalk-v0 (humanoid3d)",
+                                               "MimicWalk-v0 physics floor"),
+        "mimic_smpl_overhead_vs_physics_floor":
+            best["MimicWalk-v0 (smpl) physics floor"] / best["MimicWalk-v0 (smpl)"] - 1.0,
         "humanoid_v5_overhead_vs_physics_floor": best["Humanoid-v5 physics floor"] / human - 1.0,
         "mimic_over_humanoid_v5": mimic / human,
-        "physics_steps_per_env_step": {"MimicWalk-v0": 20, "Humanoid-v5": 5},
+        "physics_steps_per_env_step": {"MimicWalk-v0": 20, "MimicWalk-v0 (smpl)": 20,
+                                       "Humanoid-v5": 5},
         "targets": {"overhead_below": 0.30, "mimic_over_humanoid_v5_at_least": 0.5},
     }
-    print(f"{'benchmark':32s} {'env steps/s':>12s} {'mean ep len':>12s}")
+    print(f"{'benchmark':36s} {'env steps/s':>12s} {'mean ep len':>12s}")
     for name, rate in {**best, **vec}.items():
         ep = lengths.get(name)
-        print(f"{name:32s} {rate:12.0f} {'' if ep is None else f'{ep:12.1f}'}")
+        print(f"{name:36s} {rate:12.0f} {'' if ep is None else f'{ep:12.1f}'}")
     overhead = summary["mimic_overhead_vs_physics_floor"]
     print(f"MimicWalk overhead over its physics floor: {overhead:.1%} (target < 30%)"
           f"; MimicWalk / Humanoid-v5: {summary['mimic_over_humanoid_v5']:.2f}x"
           f" (target >= 0.5x)")
+    print(f"MimicWalk overhead, median of per-trial ratios: "
+          f"{summary['mimic_overhead_paired_median']:.1%}")
+    print(f"MimicWalk (smpl) overhead over its physics floor: "
+          f"{summary['mimic_smpl_overhead_vs_physics_floor']:.1%} (target < 30%)")
     result = {"steps_per_trial": steps, "repeats": args.repeats, "best_steps_per_s": best,
               "all_trials_steps_per_s": rows, "vectorised_steps_per_s": vec,
               "mean_episode_length": lengths, "summary": summary,

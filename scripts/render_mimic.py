@@ -3,6 +3,7 @@
     python scripts/render_mimic.py --run runs/mimic/walk_humanoid3d_s0       # trained policy
     python scripts/render_mimic.py --clip run --policy zero                   # reference PD targets
     python scripts/render_mimic.py --clip cartwheel --policy reference        # kinematic playback
+    python scripts/render_mimic.py --character smpl --betas 1.5 0.5 --policy reference
 
 Writes ``<out>.mp4`` and ``<out>.png`` (default ``<run>/render`` or ``renders/<clip>_<policy>``).
 """
@@ -27,6 +28,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", default=None, help="a scripts/train_mimic.py run directory")
     parser.add_argument("--clip", default="walk")
+    parser.add_argument("--character", choices=("humanoid3d", "smpl"), default=None,
+                        help="default: the run's, else humanoid3d")
+    parser.add_argument("--betas", type=float, nargs="+", default=None,
+                        help="SMPL shape parameters (--character smpl)")
     parser.add_argument("--policy", choices=("trained", "zero", "reference"), default=None)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -37,6 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     policy = args.policy or ("trained" if args.run else "zero")
     clip = args.clip
+    character, betas = args.character or "humanoid3d", args.betas
     model = normalizer = None
     if policy == "trained":
         if args.run is None:
@@ -45,14 +51,18 @@ def main() -> None:
         from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
         run = Path(args.run)
-        clip = json.loads((run / "config.json").read_text())["clip"]
+        config = json.loads((run / "config.json").read_text())
+        clip = config["clip"]
+        character = args.character or config.get("character", "humanoid3d")
+        betas = args.betas if args.betas is not None else config.get("betas")
         model = PPO.load(run / "model.zip", device="cpu")
         stats = run / "vecnormalize.pkl"
         if stats.exists():
-            dummy = DummyVecEnv([lambda: MimicEnv(clip=clip)])
+            dummy = DummyVecEnv([lambda: MimicEnv(clip=clip, character=character, betas=betas)])
             normalizer = VecNormalize.load(str(stats), dummy)
             normalizer.training = False
-    env = MimicEnv(clip=clip, render_mode="rgb_array", width=args.width, height=args.height,
+    env = MimicEnv(clip=clip, character=character, betas=betas, render_mode="rgb_array",
+                   width=args.width, height=args.height,
                    rsi=False, early_termination=policy != "reference",
                    episode_seconds=args.seconds)
     obs, _ = env.reset(seed=args.seed)
@@ -73,12 +83,14 @@ def main() -> None:
         done = terminated or truncated
     elapsed = time.perf_counter() - start
     out = Path(args.out) if args.out else (
-        Path(args.run) / "render" if args.run else Path("renders") / f"{clip}_{policy}")
+        Path(args.run) / "render" if args.run
+        else Path("renders") / f"{clip}_{character}_{policy}")
     video = save_video(frames, out.with_suffix(".mp4"), fps=env.metadata["render_fps"])
     strip = save_strip(frames, out.with_suffix(".png"), n=args.frames_in_strip)
     terms = np.mean(rewards, axis=0)
-    print(f"{clip} / {policy}: {len(frames) - 1} steps ({len(frames) / elapsed:.0f} frames/s with "
-          f"physics), mean terms pose {terms[0]:.3f} velocity {terms[1]:.3f} "
+    print(f"{clip} / {character} / {policy}: {len(frames) - 1} steps "
+          f"({len(frames) / elapsed:.0f} frames/s with physics), mean terms pose {terms[0]:.3f} "
+          f"velocity {terms[1]:.3f} "
           f"end-effector {terms[2]:.3f} com {terms[3]:.3f}")
     print(f"wrote {video} and {strip}")
     env.close()

@@ -244,8 +244,10 @@ def test_api_checks_and_bad_input():
         env.step(np.zeros(3))
     with pytest.raises(ValueError, match="non-finite"):
         env.step(np.full(28, np.nan))
-    with pytest.raises(ValueError, match="smpl"):
-        gym.make("mimicgym/Mimic-v0", character="smpl")
+    with pytest.raises(ValueError, match="betas only apply to character='smpl'"):
+        gym.make("mimicgym/Mimic-v0", character="humanoid3d", betas=[1.0])
+    with pytest.raises(ValueError, match="unknown character 'smplx'"):
+        gym.make("mimicgym/Mimic-v0", character="smplx")
     with pytest.raises(ValueError, match="unknown clip 'jog'"):
         MimicEnv(clip="jog")
     with pytest.raises(ValueError, match="control_freq"):

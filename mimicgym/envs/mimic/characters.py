@@ -1,4 +1,6 @@
-"""Simulated characters for motion imitation: DeepMimic's ``humanoid3d`` as the project's own MJCF.
+"""Simulated characters for motion imitation: DeepMimic's ``humanoid3d`` as the project's own MJCF
+(the SMPL humanoid is in :mod:`mimicgym.envs.mimic.smpl_character`; both share
+:class:`Character`, :func:`scene_mjcf` and the PD scheme described here).
 
 The numbers below are the published character (pybullet's ``humanoid/humanoid.urdf``, which
 pybullet loads with ``globalScaling=0.25``; the values here are already scaled to metres):
@@ -28,6 +30,8 @@ from dataclasses import dataclass, field
 
 import mujoco
 import numpy as np
+
+from mimicgym.motion.skeleton import HUMANOID3D_SKELETON, Skeleton
 
 # Physics at 600 Hz: DeepMimic's gains need >= 450 Hz to stay stable with explicit springs.
 SIM_TIMESTEP = 1.0 / 600.0
@@ -125,8 +129,10 @@ def _geom_xml(g: GeomSpec, prefix: str, contact: str, rgba: str) -> str:
             f'rgba="{rgba}"/>')
 
 
-def _tracking_camera_xml(offset=(1.6, -2.9, 0.4), look_at=(0.0, 0.5, -0.1)) -> str:
-    """A ``trackcom`` camera, given in world terms (z-up) and written in the root's y-up frame.
+def tracking_camera_xml(root_rotation: np.ndarray, offset=(1.6, -2.9, 0.4),
+                        look_at=(0.0, 0.5, -0.1)) -> str:
+    """A ``trackcom`` camera, given in world terms (z-up) and written in the root body's frame,
+    whose rest orientation in the world is ``root_rotation`` (3, 3).
 
     It looks obliquely from the front-right at a point between the body and the ghost (which the
     renderer places :data:`GHOST_OFFSET` away), so both stay in view.
@@ -135,20 +141,23 @@ def _tracking_camera_xml(offset=(1.6, -2.9, 0.4), look_at=(0.0, 0.5, -0.1)) -> s
     right = np.cross(forward, (0.0, 0.0, 1.0))
     up = np.cross(right, forward)
     right, up = right / np.linalg.norm(right), up / np.linalg.norm(up)
-    # World (x, y, z) -> root frame at rest: the inverse of the +90 degree turn about x.
-    to_local = lambda v: (v[0], v[2], -v[1])  # noqa: E731
-    return (f'<camera name="track" mode="trackcom" pos="{_fmt(to_local(offset))}" '
-            f'xyaxes="{_fmt(to_local(right))} {_fmt(to_local(up))}" fovy="45"/>')
+    to_local = np.asarray(root_rotation).T  # world -> root frame at rest
+    return (f'<camera name="track" mode="trackcom" pos="{_fmt(to_local @ offset)}" '
+            f'xyaxes="{_fmt(to_local @ right)} {_fmt(to_local @ up)}" fovy="45"/>')
 
+
+# humanoid3d's root at rest: its y-up body frame turned +90 degrees about x.
+_H3D_UPRIGHT = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
 # Where the reference ghost stands relative to the simulated body when rendering (world, m).
 GHOST_OFFSET = (0.0, 1.0, 0.0)
+GHOST_RGBA = "0.35 0.75 0.45 0.35"  # the ghost's colour: translucent green
 
 
 def _character_xml(prefix: str, ghost: bool) -> str:
     """Nested ``<body>`` tree of one copy of the character (``ghost``: no contacts, see-through)."""
     contact = 'contype="0" conaffinity="0"' if ghost else 'contype="1" conaffinity="0"'
-    rgba = "0.35 0.75 0.45 0.35" if ghost else "0.47 0.55 0.69 1"
+    rgba = GHOST_RGBA if ghost else "0.47 0.55 0.69 1"
     children: dict[str | None, list[JointSpec]] = {}
     for j in HUMANOID3D_JOINTS:
         children.setdefault(j.parent, []).append(j)
@@ -162,7 +171,7 @@ def _character_xml(prefix: str, ghost: bool) -> str:
                     f'quat="0.70710678 0.70710678 0 0">'
                     f'\n{pad}  <freejoint name="{prefix}{j.name}"/>')
             if not ghost:
-                head += f"\n{pad}  {_tracking_camera_xml()}"
+                head += f"\n{pad}  {tracking_camera_xml(_H3D_UPRIGHT)}"
         else:
             head = f'{pad}<body name="{prefix}{j.name}" pos="{_fmt(j.pos)}">'
             if j.kind == "ball":
@@ -184,7 +193,17 @@ def humanoid3d_mjcf(ghost: bool = False, timestep: float = SIM_TIMESTEP) -> str:
     """MJCF text of the humanoid3d character on a floor (``ghost``: add a translucent,
     contact-free second copy named ``ghost_*`` for showing the reference while rendering)."""
     ghost_xml = _character_xml("ghost_", ghost=True) if ghost else ""
-    return f"""<mujoco model="humanoid3d">
+    return scene_mjcf("humanoid3d", _character_xml("", ghost=False) + "\n" + ghost_xml, timestep)
+
+
+def scene_mjcf(model_name: str, bodies_xml: str, timestep: float = SIM_TIMESTEP) -> str:
+    """The shared scene (floor, light, sky, fast-render settings) around characters' bodies.
+
+    The floor collides with geoms of ``contype="1"`` (``conaffinity="1"``, ``contype="0"``);
+    character geoms take ``contype="1" conaffinity="0"`` so bodies never collide with each
+    other, and ghosts take 0 and 0.
+    """
+    return f"""<mujoco model="{model_name}">
   <compiler angle="radian" autolimits="true"/>
   <option timestep="{timestep:.9g}" integrator="Euler"/>
   <visual>
@@ -204,39 +223,63 @@ def humanoid3d_mjcf(ghost: bool = False, timestep: float = SIM_TIMESTEP) -> str:
   <worldbody>
     <light name="sun" pos="0 0 6" dir="0 0 -1" directional="true" castshadow="false"/>
     <geom name="floor" type="plane" size="0 0 0.05" material="grid" contype="0" conaffinity="1"/>
-{_character_xml("", ghost=False)}
-{ghost_xml}
+{bodies_xml}
   </worldbody>
 </mujoco>
 """
 
 
+# Body groups of humanoid3d for per-clip contact rules (hands: the forearm capsule too).
+HUMANOID3D_BODY_GROUPS: dict[str, tuple[str, ...]] = {
+    "feet": ("right_ankle", "left_ankle"),
+    "hands": ("right_wrist", "left_wrist", "right_elbow", "left_elbow"),
+    "knees": ("right_knee", "left_knee"),
+}
+
+
 @dataclass
 class Character:
-    """A compiled character: the MuJoCo model plus index maps the env and reward use."""
+    """A compiled character: the MuJoCo model plus index maps the env and reward use.
+
+    ``joints`` name the bodies (root first); each body's joint is found through the model's
+    ``body_jntadr``, so a root body may carry a free joint of another name. ``skeleton`` is the
+    kinematic skeleton clips are retargeted onto; ``body_groups`` names sets of bodies
+    (``"feet"``, ``"hands"``, ``"knees"``) for per-clip contact rules; ``betas`` are the shape
+    parameters a body-model character was built with (to rebuild it, e.g. with a ghost).
+    """
 
     name: str
     model: mujoco.MjModel
     joints: tuple[JointSpec, ...]
+    skeleton: Skeleton
+    body_groups: dict[str, tuple[str, ...]]
+    betas: np.ndarray | None = None
     body_ids: np.ndarray = field(init=False)  # (B,) character bodies in joint-spec order
     end_effector_index: np.ndarray = field(init=False)  # (E,) positions within body_ids
     dof_pose_weight: np.ndarray = field(init=False)  # (nv,) joint weight per dof, sums per joint
     actuated_dofs: np.ndarray = field(init=False)  # (A,) dofs the policy sets targets for
+    qpos_adr: np.ndarray = field(init=False)  # (B,) qpos address of each body's joint (-1: none)
     kp: np.ndarray = field(init=False)  # (A,)
     kd: np.ndarray = field(init=False)  # (A,)
     torque_limit: np.ndarray = field(init=False)  # (A,)
 
     def __post_init__(self) -> None:
         m = self.model
-        name2id = lambda kind, n: mujoco.mj_name2id(m, kind, n)  # noqa: E731
-        self.body_ids = np.array([name2id(mujoco.mjtObj.mjOBJ_BODY, j.name) for j in self.joints])
+        self.body_ids = np.array([mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, j.name)
+                                  for j in self.joints])
+        if (self.body_ids < 0).any():
+            missing = [j.name for j, b in zip(self.joints, self.body_ids) if b < 0]
+            raise ValueError(f"character {self.name!r}: the model has no bodies {missing}")
         self.end_effector_index = np.array([i for i, j in enumerate(self.joints) if j.end_effector])
-        moving = [j for j in self.joints if j.kind in ("free", "ball", "hinge")]
-        total_w = sum(j.pose_weight for j in moving)
+        jnt = m.body_jntadr[self.body_ids]  # (B,) -1 for fixed bodies
+        self.qpos_adr = np.where(jnt >= 0, m.jnt_qposadr[jnt], -1)
+        total_w = sum(j.pose_weight for j in self.joints if j.kind != "fixed")
         w = np.zeros(m.nv)
         actuated, kp, kd, lim = [], [], [], []
-        for j in moving:
-            dadr = m.jnt_dofadr[name2id(mujoco.mjtObj.mjOBJ_JOINT, j.name)]
+        for j, jid in zip(self.joints, jnt):
+            if j.kind == "fixed":
+                continue
+            dadr = m.jnt_dofadr[jid]
             nv = {"free": 6, "ball": 3, "hinge": 1}[j.kind]
             # Only rotational dofs enter the pose error (a free joint's first 3 are translation).
             rot = slice(dadr + 3, dadr + 6) if j.kind == "free" else slice(dadr, dadr + nv)
@@ -254,17 +297,30 @@ class Character:
     def n_bodies(self) -> int:
         return len(self.body_ids)
 
+    def bodies_in(self, group: str) -> tuple[str, ...]:
+        """Body names of a group (``"feet"``, ``"hands"``, ``"knees"``)."""
+        if group not in self.body_groups:
+            raise ValueError(f"character {self.name!r} has no body group {group!r}; "
+                             f"expected one of {sorted(self.body_groups)}")
+        return self.body_groups[group]
+
     def pd_torque(self, data: mujoco.MjData) -> np.ndarray:
         """Spring-damper torque per actuated dof at the current state (for torque-limit checks)."""
         return data.qfrc_spring[self.actuated_dofs] + data.qfrc_damper[self.actuated_dofs]
 
 
-def make_character(name: str = "humanoid3d", ghost: bool = False) -> Character:
-    """Compile a character by name; ``"smpl"`` is not available yet."""
+def make_character(name: str = "humanoid3d", ghost: bool = False,
+                   betas: np.ndarray | None = None) -> Character:
+    """Compile a character by name: ``"humanoid3d"`` or ``"smpl"`` (shaped by ``betas``, the
+    default body when ``None``); ``ghost`` adds a translucent reference copy for rendering."""
     if name == "humanoid3d":
+        if betas is not None:
+            raise ValueError("betas only apply to character='smpl', got betas for 'humanoid3d'")
         model = mujoco.MjModel.from_xml_string(humanoid3d_mjcf(ghost=ghost))
-        return Character(name, model, HUMANOID3D_JOINTS)
+        return Character(name, model, HUMANOID3D_JOINTS, HUMANOID3D_SKELETON,
+                         HUMANOID3D_BODY_GROUPS)
     if name == "smpl":
-        raise ValueError("character='smpl' is not available yet in MimicEnv; use "
-                         "character='humanoid3d'")
+        from mimicgym.envs.mimic.smpl_character import make_smpl_character
+
+        return make_smpl_character(betas, ghost=ghost)
     raise ValueError(f"unknown character {name!r}; expected 'humanoid3d' or 'smpl'")

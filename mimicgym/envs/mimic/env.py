@@ -10,11 +10,13 @@ Observation (float32, heading frame = the yaw of the root's forward axis, bodies
 order with the root first): root height (1); each non-root body's position relative to the
 root (3 (B-1)); each body's x (tangent) and y (normal) axes (6 B); each body origin's linear
 velocity (3 B) and angular velocity (3 B); clip phase in [0, 1) (1); with ``task=True`` the
-target direction in the heading frame and the target speed (3). humanoid3d: B = 15, 224 numbers.
+target direction in the heading frame and the target speed (3). humanoid3d: B = 15, 224 numbers;
+SMPL: B = 24, 359 numbers (actions: 28 and 69).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -28,22 +30,21 @@ from mimicgym.envs.mimic.reward import (
     TERMS,
     ImitationReward,
     RewardConfig,
-    end_effectors_in_heading,
     heading_matrix,
     heading_task_reward,
 )
 
-_FEET = ("right_ankle", "left_ankle")
-_HANDS = ("right_wrist", "left_wrist", "right_elbow", "left_elbow")
-_ALL = None  # every body may touch the ground: no contact termination
-# Bodies allowed to touch the ground, per clip (DeepMimic's "EnableFallContact" per motion).
+# Body groups allowed to touch the ground, per clip (DeepMimic's "EnableFallContact" per
+# motion); group names resolve to bodies through ``Character.body_groups``. ``None``: every body
+# may touch the ground (no contact termination). Clips not listed: the feet only.
 ALLOWED_CONTACTS: dict[str, tuple[str, ...] | None] = {
-    "cartwheel": _FEET + _HANDS,
-    "crawl": _FEET + _HANDS + ("right_knee", "left_knee"),
-    "roll": _ALL,
-    "getup_faceup": _ALL,
-    "getup_facedown": _ALL,
+    "cartwheel": ("feet", "hands"),
+    "crawl": ("feet", "hands", "knees"),
+    "roll": None,
+    "getup_faceup": None,
+    "getup_facedown": None,
 }
+_DEFAULT_CONTACTS = ("feet",)
 
 
 class MimicEnv(gym.Env):
@@ -53,7 +54,9 @@ class MimicEnv(gym.Env):
         clip: DeepMimic clip name (``"walk"``, ``"run"``, ...; without pybullet the generated
             clip of that name, with a warning), a generated clip name (``"jumping_jacks"``...),
             a DeepMimic file path, or a ``MotionClip`` (retargeted onto the character).
-        character: ``"humanoid3d"`` (``"smpl"`` is not available yet).
+        character: ``"humanoid3d"`` (DeepMimic's) or ``"smpl"`` (the body-model humanoid of
+            :mod:`mimicgym.envs.mimic.smpl_character`).
+        betas: SMPL shape parameters (``character="smpl"`` only; default body when ``None``).
         control_freq: policy rate (Hz); the physics rate is the character's (600 Hz).
         episode_seconds: time limit (truncation); non-looping clips also end with the clip.
         rsi: reference state initialisation (random phase) instead of starting at phase 0.
@@ -69,7 +72,8 @@ class MimicEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
-    def __init__(self, clip: str = "walk", character: str = "humanoid3d", control_freq: int = 30,
+    def __init__(self, clip: str = "walk", character: str = "humanoid3d", betas=None,
+                 control_freq: int = 30,
                  episode_seconds: float = 10.0, rsi: bool = True, early_termination: bool = True,
                  allowed_contacts: tuple[str, ...] | None | str = "default",
                  max_tracking_error: float | None = None, action_scale: float = 0.5,
@@ -82,7 +86,7 @@ class MimicEnv(gym.Env):
             raise ValueError(f"episode_seconds must be > 0, got {episode_seconds!r}")
         if action_scale <= 0:
             raise ValueError(f"action_scale must be > 0, got {action_scale!r}")
-        self.char = make_character(character)
+        self.char = make_character(character, betas=betas)
         self.model = self.char.model
         self.data = mujoco.MjData(self.model)
         self.ref = load_reference(self.char, clip)
@@ -104,15 +108,31 @@ class MimicEnv(gym.Env):
 
         self._contact_ok = self._allowed_contact_mask(allowed_contacts)
         self._floor = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, "floor")
+        self._bad_pair = self._bad_contact_pairs().ravel()  # indexed by g1 * ngeom + g2
+        self._pair_stride = np.array([self.model.ngeom, 1])
         self._offset = np.zeros(self.model.nv)  # scratch: PD-target offsets as a velocity
-        self._target = np.zeros(self.model.nq)
+        dofs = self.char.actuated_dofs
+        # The actuated dofs' part of it: a view when they are contiguous (every dof but the root).
+        self._act_offset = (self._offset[dofs[0]:dofs[-1] + 1]
+                            if (np.diff(dofs) == 1).all() else None)
+        self._ref_qpos = np.zeros(self.model.nq)
         # Observation order is the model's body order (root first); contiguous -> a slice.
         order = np.sort(self.char.body_ids)
         contiguous = order[0] == self.char.body_ids[0] and (np.diff(order) == 1).all()
         self._obs_bodies = slice(order[0], order[-1] + 1) if contiguous else order
+        self._ee_bodies = self.char.body_ids[self.char.end_effector_index]
+        self._root = int(self.char.body_ids[0])  # a Python int indexes MjData faster
 
         n_act = len(self.char.actuated_dofs)
         n_obs = 1 + 3 * (self.char.n_bodies - 1) + 12 * self.char.n_bodies + 1 + (3 if task else 0)
+        # Per-step scratch: the observation's numpy calls write here instead of allocating.
+        b = self.char.n_bodies
+        self._world = np.zeros((5 * b - 1, 3))  # world vectors the heading rotation turns
+        self._obs = np.zeros(n_obs)  # float64 observation before the float32 copy
+        self._local = self._obs[1:1 + 3 * (5 * b - 1)].reshape(5 * b - 1, 3)  # a view
+        self._lever = np.zeros((b, 3))  # body origin - centre of mass
+        self._cross_scratch = np.zeros((3, b, 6))  # the cross product's factors and products
+        self._heading = np.zeros((3, 3))
         self.action_space = spaces.Box(-1.0, 1.0, (n_act,), np.float32)
         self.observation_space = spaces.Box(-np.inf, np.inf, (n_obs,), np.float32)
         self._k = 0  # physics step index into the reference
@@ -123,7 +143,8 @@ class MimicEnv(gym.Env):
     def _allowed_contact_mask(self, allowed) -> np.ndarray:
         """(nbody,) bool: True where touching the floor does not end the episode."""
         if isinstance(allowed, str) and allowed == "default":
-            allowed = ALLOWED_CONTACTS.get(self.ref.name, _FEET)
+            groups = ALLOWED_CONTACTS.get(self.ref.name, _DEFAULT_CONTACTS)
+            allowed = None if groups is None else sum(map(self.char.bodies_in, groups), ())
         mask = np.ones(self.model.nbody, dtype=bool)
         if allowed is None:
             return mask
@@ -134,6 +155,15 @@ class MimicEnv(gym.Env):
                 raise ValueError(f"allowed_contacts: no body named {name!r}")
             mask[bid] = True
         return mask
+
+    def _bad_contact_pairs(self) -> np.ndarray:
+        """(ngeom, ngeom) bool: True for a floor contact that ends the episode, so a step's
+        contact check is one lookup over ``data.contact.geom``."""
+        bad_geom = ~self._contact_ok[self.model.geom_bodyid]  # (ngeom,)
+        pairs = np.zeros((self.model.ngeom, self.model.ngeom), dtype=bool)
+        if self._floor >= 0:
+            pairs[self._floor] = pairs[:, self._floor] = bad_geom
+        return pairs
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -155,27 +185,37 @@ class MimicEnv(gym.Env):
         if action.shape != self.action_space.shape:
             raise ValueError(
                 f"action must have shape {self.action_space.shape}, got {action.shape}")
-        if not np.isfinite(action).all():
+        if not math.isfinite(action @ action):  # one call: finite iff every entry is
             raise ValueError(f"action has non-finite entries: {action}")
         self._k += self.substeps
         self._steps += 1
-        ref_qpos, ref_qvel = self.ref.state(self._k)
-        # PD targets: the reference pose "+" the action offsets (exp map on ball joints).
-        self._offset[self.char.actuated_dofs] = np.minimum(np.maximum(action, -1.0), 1.0) \
-            * self.action_scale
-        self._target[:] = ref_qpos
-        mujoco.mj_integratePos(self.model, self._target, self._offset, 1.0)
-        self.model.qpos_spring[:] = self._target
+        i, cycles = self.ref.index(self._k)  # the reference's grid index, once per step
+        ref_qpos, ref_qvel = self._reference_state(i, cycles)
+        # PD targets: the reference pose "+" the action offsets (exp map on ball joints),
+        # integrated in place in the springs' rest positions.
+        offset = self._act_offset
+        if offset is None:
+            self._offset[self.char.actuated_dofs] = np.minimum(np.maximum(action, -1.0), 1.0) \
+                * self.action_scale
+        else:
+            np.minimum(np.maximum(action, -1.0, out=offset), 1.0, out=offset)
+            np.multiply(offset, self.action_scale, out=offset)
+        spring = self.model.qpos_spring
+        spring[:] = ref_qpos
+        mujoco.mj_integratePos(self.model, spring, self._offset, 1.0)
         mujoco.mj_step(self.model, self.data, nstep=self.substeps)
         self._refresh_kinematics()
-        if not np.isfinite(self.data.qpos).all():
+        qpos = self.data.qpos
+        if not math.isfinite(qpos @ qpos):
             raise FloatingPointError(f"simulation diverged at step {self._steps} "
                                      f"(clip {self.ref.name!r}, physics step {self._k})")
 
-        terms, r_imitation, body_err = self._imitation(ref_qpos, ref_qvel)
+        heading = heading_matrix(self.data.xmat[self._root], out=self._heading)
+        terms, r_imitation, body_err = self._imitation(ref_qpos, ref_qvel, heading, i)
         reward = r_imitation
+        phase = i / self.ref.n  # = ref.phase(k)
         info = {"reward_terms": dict(zip(TERMS, terms.tolist())), "imitation_reward": r_imitation,
-                "phase": self.ref.phase(self._k)}
+                "phase": phase}
         if self.task:
             com_vel = self.data.subtree_linvel[self.char.body_ids[0]]
             r_task = heading_task_reward(com_vel, self._target_dir, self.target_speed)
@@ -186,7 +226,7 @@ class MimicEnv(gym.Env):
             self._bad_contact()
             or (self.max_tracking_error is not None and body_err > self.max_tracking_error))
         truncated = self._steps >= self.max_episode_steps or self.ref.finished(self._k)
-        return self._observation(), reward, bool(terminated), bool(truncated), info
+        return self._observation(heading, phase), reward, bool(terminated), bool(truncated), info
 
     def render(self):
         if self.render_mode != "rgb_array":
@@ -216,7 +256,17 @@ class MimicEnv(gym.Env):
 
     def imitation_terms(self) -> np.ndarray:
         """(4,) reward terms of the current state against the reference at the current step."""
-        return self._imitation(*self.ref.state(self._k))[0]
+        heading = heading_matrix(self.data.xmat[self._root])
+        return self._imitation(*self.ref.state(self._k), heading, self.ref.index(self._k)[0])[0]
+
+    def _reference_state(self, i: int, cycles: int) -> tuple[np.ndarray, np.ndarray]:
+        """``ref.state(k)`` at grid index ``i`` after ``cycles`` cycles, without fresh arrays:
+        qpos in a scratch buffer, qvel a view (read only)."""
+        qpos = self._ref_qpos
+        qpos[:] = self.ref.qpos[i]
+        if cycles:
+            qpos[:3] += cycles * self.ref.cycle_offset
+        return qpos, self.ref.qvel[i]
 
     def _refresh_kinematics(self) -> None:
         # mj_step leaves positions computed for the state before its last integration.
@@ -226,16 +276,18 @@ class MimicEnv(gym.Env):
         if self.task:
             mujoco.mj_subtreeVel(self.model, self.data)
 
-    def _imitation(self, ref_qpos, ref_qvel) -> tuple[np.ndarray, float, float]:
-        d, c = self.data, self.char
-        root = c.body_ids[0]
-        body_pos = d.xpos[c.body_ids]
-        ee = end_effectors_in_heading(body_pos, d.xmat[root], c.end_effector_index)
+    def _imitation(self, ref_qpos, ref_qvel, heading, i) -> tuple[np.ndarray, float, float]:
+        """(terms, r_I, mean body-position error) against the reference at step ``_k`` (grid
+        index ``i``); ``heading``: the character's (3, 3) world -> heading rotation."""
+        d, root = self.data, self._root
+        # End effectors relative to the root, heading frame (as ``end_effectors_in_heading``).
+        ee = (d.xpos[self._ee_bodies] - d.xpos[root]) @ heading.T
         errors = self.reward.errors(d.qpos, d.qvel, ee, d.subtree_com[root], ref_qpos, ref_qvel,
-                                    self.ref.end_effectors_at(self._k), self.ref.com_at(self._k))
+                                    self.ref.end_effectors[i], self.ref.com_at(self._k))
         terms = self.reward.terms(errors)
         body_err = 0.0
         if self.max_tracking_error is not None:
+            body_pos = d.xpos[self.char.body_ids]
             ref_body = self.ref.body_pos_at(self._k)
             body_err = float(np.linalg.norm(body_pos - ref_body, axis=1).mean())
         return terms, self.reward.imitation(terms), body_err
@@ -245,34 +297,48 @@ class MimicEnv(gym.Env):
         if n == 0:
             return False
         geoms = self.data.contact.geom[:n]  # (n, 2)
-        bodies = self.model.geom_bodyid[geoms]  # (n, 2)
-        on_floor = (geoms == self._floor).any(axis=1)
-        other = np.where(geoms[:, 0] == self._floor, bodies[:, 1], bodies[:, 0])
-        return bool((on_floor & ~self._contact_ok[other]).any())
+        return bool(self._bad_pair[geoms @ self._pair_stride].any())
 
-    def _observation(self) -> np.ndarray:
-        d, c = self.data, self.char
+    def _observation(self, heading: np.ndarray | None = None,
+                     phase: float | None = None) -> np.ndarray:
+        """The observation (a fresh float32 array); ``heading`` as in :meth:`_imitation`."""
+        d, w = self.data, self._world
         ids = self._obs_bodies  # a slice where possible: views instead of fancy-index copies
-        root = c.body_ids[0]
-        n = c.n_bodies
+        root, n = self._root, len(self._lever)
+        if heading is None:
+            heading = heading_matrix(d.xmat[root])
         xpos = d.xpos[ids]  # (B, 3), xpos[0] is the root
-        heading = heading_matrix(d.xmat[root])  # (3, 3) world -> heading
-        # Each body's x (tangent) and y (normal) axes: columns 0 and 1 of its rotation matrix.
-        axes = d.xmat[ids].reshape(n, 3, 3).transpose(0, 2, 1)[:, :2].reshape(2 * n, 3)
+        # World vectors, stacked (5B - 1, 3): positions relative to the root, each body's
+        # x (tangent) and y (normal) axes (columns 0 and 1 of its rotation matrix), linear and
+        # angular velocities; one product then turns them all into the heading frame.
+        np.subtract(xpos[1:], xpos[0], out=w[:n - 1])
+        np.copyto(w[n - 1:3 * n - 1].reshape(n, 2, 3),
+                  d.xmat[ids].reshape(n, 3, 3).transpose(0, 2, 1)[:, :2])
         # cvel is [angular, linear] at the subtree CoM; shift the linear part to each body origin.
         cvel = d.cvel[ids]
-        ang = cvel[:, :3]
-        lin = cvel[:, 3:] + _cross(ang, xpos - d.subtree_com[root])
-        # One product turns every world vector into the heading frame: (5B - 1, 3).
-        local = np.concatenate([xpos[1:] - xpos[0], axes, lin, ang]) @ heading.T
-        parts = [d.qpos[2:3], local.ravel(), [self.ref.phase(self._k)]]
+        ang, lin = cvel[:, :3], w[3 * n - 1:4 * n - 1]
+        np.subtract(xpos, d.subtree_com[root], out=self._lever)
+        _cross(ang, self._lever, self._cross_scratch, out=lin)
+        np.add(lin, cvel[:, 3:], out=lin)
+        np.copyto(w[4 * n - 1:], ang)
+        np.matmul(w, heading.T, out=self._local)
+        obs = self._obs
+        obs[0] = d.qpos[2]
+        obs[self._local.size + 1] = self.ref.phase(self._k) if phase is None else phase
         if self.task:
-            target = heading[:2, :2] @ self._target_dir
-            parts.append([target[0], target[1], self.target_speed])
-        return np.concatenate(parts).astype(np.float32)
+            obs[-3:-1] = heading[:2, :2] @ self._target_dir
+            obs[-1] = self.target_speed
+        return obs.astype(np.float32)
 
 
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cross product of (N, 3) arrays (``np.cross`` costs several times more here)."""
-    return (a.take([1, 2, 0], axis=1) * b.take([2, 0, 1], axis=1)
-            - a.take([2, 0, 1], axis=1) * b.take([1, 2, 0], axis=1))
+_CROSS_A, _CROSS_B = np.array([1, 2, 0, 2, 0, 1]), np.array([2, 0, 1, 1, 2, 0])
+
+
+def _cross(a: np.ndarray, b: np.ndarray, scratch: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Row-wise cross product of (N, 3) arrays into ``out``: the six products ``a_j b_k`` in one
+    multiply, then one subtraction, all in ``scratch`` (3, N, 6) (``np.cross`` costs several
+    times more at this size)."""
+    fa, fb, products = scratch
+    # ndarray.take, not np.take: the function's Python wrapper costs as much as the copy.
+    np.multiply(a.take(_CROSS_A, axis=1, out=fa), b.take(_CROSS_B, axis=1, out=fb), out=products)
+    return np.subtract(products[:, :3], products[:, 3:], out=out)

@@ -31,19 +31,18 @@ DEEPMIMIC_CLIPS = (
 
 
 def clip_to_qpos(character: Character, clip: MotionClip) -> np.ndarray:
-    """(T, nq) character qpos of a clip on the same skeleton (matched by joint name).
+    """(T, nq) character qpos of a clip on the same skeleton (matched by body/joint name).
 
     Hinge angles are read off the local quaternions as rotations about the joint's z axis.
     """
     m, sk = character.model, clip.skeleton
-    qpos = np.zeros((len(clip.rotations), m.nq))
-    for j in character.joints:
+    qpos = np.tile(m.qpos0, (len(clip.rotations), 1))
+    for j, adr in zip(character.joints, character.qpos_adr):
         if j.kind == "fixed":
             continue
         if j.name not in sk.joint_names:
             raise ValueError(f"clip {clip.name!r} (skeleton {sk.name!r}) has no joint {j.name!r}")
         q = clip.rotations[:, sk.index(j.name)]  # (T, 4)
-        adr = m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, j.name)]
         if j.kind == "free":
             qpos[:, adr:adr + 3] = clip.root_trans
             qpos[:, adr + 3:adr + 7] = q
@@ -93,9 +92,10 @@ class ReferenceMotion:
 
     @classmethod
     def from_deepmimic(cls, character: Character, clip: str | Path) -> ReferenceMotion:
-        """A DeepMimic clip by name (shipped with pybullet) or by file path."""
+        """A DeepMimic clip by name (shipped with pybullet) or by file path, retargeted onto the
+        character when it is not humanoid3d."""
         path = deepmimic_clip_path(clip) if clip in DEEPMIMIC_CLIPS else Path(clip)
-        return cls.from_clip(character, load_deepmimic(path))
+        return cls.from_clip(character, _on_skeleton(load_deepmimic(path), character))
 
     def _resample(self, m: mujoco.MjModel, keyframes: np.ndarray,
                   key_times: np.ndarray) -> np.ndarray:
@@ -193,13 +193,48 @@ def load_reference(character: Character, clip: str | Path | MotionClip) -> Refer
                      f"generated clip {tuple(sorted(LIBRARY))}, a DeepMimic file or a MotionClip")
 
 
+def lowest_geom_points(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
+    """(ngeom,) height of each geom's lowest point (spheres, capsules, boxes; planes: +inf)."""
+    size, t = model.geom_size, model.geom_type  # (G, 3), (G,)
+    zrow = data.geom_xmat[:, 6:9]  # (G, 3) row z of each geom's rotation: local axes' heights
+    drop = np.full(model.ngeom, np.inf)
+    sphere, capsule, box = (t == mujoco.mjtGeom.mjGEOM_SPHERE, t == mujoco.mjtGeom.mjGEOM_CAPSULE,
+                            t == mujoco.mjtGeom.mjGEOM_BOX)
+    drop[sphere] = size[sphere, 0]
+    drop[capsule] = size[capsule, 0] + np.abs(zrow[capsule, 2]) * size[capsule, 1]
+    drop[box] = (np.abs(zrow[box]) * size[box]).sum(1)
+    return data.geom_xpos[:, 2] - drop
+
+
+def ground_clip(character: Character, clip: MotionClip) -> MotionClip:
+    """The clip moved vertically so that its lowest body point over all frames touches the floor.
+
+    Retargeting scales the root height by the standing-height ratio, which is exact only for
+    proportional legs; a shaped SMPL body walking a clip made for other proportions would
+    otherwise sink its feet a few cm into the floor (or float), and RSI would start it in a
+    ground collision. No penetration anywhere, as PHC/ProtoMotions ground their clips.
+    """
+    m = character.model
+    data = mujoco.MjData(m)
+    body = m.geom_bodyid > 0  # the character's geoms, not the floor
+    low = np.inf
+    for q in clip_to_qpos(character, clip):
+        data.qpos[:] = q
+        mujoco.mj_kinematics(m, data)
+        low = min(low, float(lowest_geom_points(m, data)[body].min()))
+    root_trans = np.array(clip.root_trans, dtype=np.float64)
+    root_trans[:, 2] -= low
+    return MotionClip(clip.skeleton, clip.fps, root_trans, clip.rotations, clip.loop,
+                      betas=clip.betas, name=clip.name)
+
+
 def _on_skeleton(clip: MotionClip, character: Character) -> MotionClip:
-    """The clip itself if it is on the character's skeleton, else retargeted onto it."""
-    if clip.skeleton.name == character.name:
+    """The clip itself if it is on the character's skeleton, else retargeted onto it and
+    grounded (:func:`ground_clip`); a clip on the SMPL template goes this way onto a shaped
+    SMPL body too, which gets bone-aligned rotations and a root height fitted to its legs."""
+    if clip.skeleton == character.skeleton or (
+            character.name == "humanoid3d" and clip.skeleton.name == "humanoid3d"):
         return clip
     from mimicgym.motion.retargeting import retarget
-    from mimicgym.motion.skeleton import HUMANOID3D_SKELETON
 
-    if character.name != "humanoid3d":
-        raise ValueError(f"no skeleton to retarget onto for character {character.name!r}")
-    return retarget(clip, HUMANOID3D_SKELETON)
+    return ground_clip(character, retarget(clip, character.skeleton))

@@ -24,7 +24,7 @@ class MimicRenderer:
     """Renders ``qpos`` of a character and ``ref_qpos`` as a ghost, with the tracking camera."""
 
     def __init__(self, character: Character, width: int = 480, height: int = 480) -> None:
-        self.scene_char = make_character(character.name, ghost=True)
+        self.scene_char = make_character(character.name, ghost=True, betas=character.betas)
         self.model = self.scene_char.model
         self.data = mujoco.MjData(self.model)
         self.nq = character.model.nq

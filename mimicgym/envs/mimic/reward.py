@@ -57,18 +57,24 @@ class RewardConfig:
                          self.com_scale])
 
 
-def heading_matrix(root_xmat: np.ndarray) -> np.ndarray:
+def heading_matrix(root_xmat: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """(3, 3) world -> heading frame: a yaw that turns the root's forward axis (local x) onto +x.
 
     ``root_xmat`` is the root's (9,) or (3, 3) world orientation; rows of the result are the
-    heading frame's axes in world coordinates.
+    heading frame's axes in world coordinates. ``out``: a (3, 3) array to fill (the env's
+    per-step scratch) instead of a new one.
     """
     m = np.asarray(root_xmat).ravel()
     fx, fy = float(m[0]), float(m[3])  # the root's local x axis in the world, horizontal part
     norm = (fx * fx + fy * fy) ** 0.5
-    # Plain floats: this runs twice per env step and numpy's per-call cost would dominate.
+    # Plain floats: this runs every env step and numpy's per-call cost would dominate.
     c, s = (fx / norm, fy / norm) if norm > 1e-9 else (1.0, 0.0)  # facing straight up/down
-    return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+    if out is None:
+        return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+    out[0, 0], out[0, 1], out[1, 0], out[1, 1] = c, s, -s, c
+    out[0, 2] = out[1, 2] = out[2, 0] = out[2, 1] = 0.0
+    out[2, 2] = 1.0
+    return out
 
 
 def end_effectors_in_heading(body_pos: np.ndarray, root_xmat: np.ndarray,
@@ -85,8 +91,10 @@ class ImitationReward:
         self.character = character
         self.config = config or RewardConfig()
         self._weights = self.config.term_weights
-        self._scales = self.config.term_scales
+        self._neg_scales = -self.config.term_scales
         self._dq = np.zeros(character.model.nv)  # scratch for mj_differentiatePos
+        self._dq2 = np.zeros(character.model.nv)
+        self._errors = np.zeros(4)
 
     def errors(self, qpos: np.ndarray, qvel: np.ndarray, ee: np.ndarray, com: np.ndarray,
                ref_qpos: np.ndarray, ref_qvel: np.ndarray, ref_ee: np.ndarray,
@@ -94,15 +102,17 @@ class ImitationReward:
         """(4,) squared errors: pose, velocity, end effector, centre of mass."""
         # Per dof, the rotation vector of q_ref^-1 q: its squared norm is the squared angle.
         mujoco.mj_differentiatePos(self.character.model, self._dq, 1.0, ref_qpos, qpos)
-        pose = self.character.dof_pose_weight @ (self._dq * self._dq)
+        pose = self.character.dof_pose_weight @ np.multiply(self._dq, self._dq, out=self._dq2)
         dv = qvel[3:] - ref_qvel[3:]
         de = (ee - ref_ee).ravel()
         dc = com - ref_com
-        return np.array([pose, dv @ dv, de @ de, dc @ dc])
+        err = self._errors  # item writes: np.array() of four numpy scalars costs more
+        err[0], err[1], err[2], err[3] = pose, dv @ dv, de @ de, dc @ dc
+        return err.copy()
 
     def terms(self, errors: np.ndarray) -> np.ndarray:
         """(4,) reward terms ``exp(-scale * err)``."""
-        return np.exp(-self._scales * errors)
+        return np.exp(np.multiply(self._neg_scales, errors))
 
     def imitation(self, terms: np.ndarray) -> float:
         """Weighted sum of the terms: ``r_I``."""
