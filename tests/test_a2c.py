@@ -240,3 +240,52 @@ def test_one_hot_gridworld_reaches_the_optimal_return():
         episode_return += reward
         done = terminated or truncated
     assert episode_return == optimal
+
+
+def test_one_update_matches_sb3_given_the_same_weights_and_rollout():
+    """Ours and SB3's ``A2C.train`` on one identical 5x8 rollout ending with a termination
+    (env 0) and a time-limit truncation (env 1, which SB3 bootstraps by adding
+    ``gamma * V(final obs)`` to the reward) end with the same weights: advantages, value
+    loss, RMSprop settings, clipping at 0.5 and the orthogonal-init layout match SB3's."""
+    from stable_baselines3 import A2C as SB3A2C
+    from stable_baselines3.common.logger import configure
+
+    sb3 = SB3A2C("MlpPolicy", make_vec_env("CartPole-v1", n_envs=8, seed=0), ent_coef=0.0,
+                 seed=0, device="cpu")
+    sb3.set_logger(configure(None, []))
+    ours = A2C("CartPole-v1", seed=0, device="cpu", n_envs=8, ent_coef=0.0)
+    pairs = [(ours.policy.pi_net, sb3.policy.mlp_extractor.policy_net),
+             (ours.policy.vf_net, sb3.policy.mlp_extractor.value_net),
+             (ours.policy.action_head, sb3.policy.action_net),
+             (ours.policy.value_head, sb3.policy.value_net)]
+    for mine, theirs in pairs:
+        mine.load_state_dict(theirs.state_dict())
+    initial = ours.policy.action_head.weight.detach().clone()
+    rng = np.random.default_rng(0)
+    T, N, gamma = 5, 8, sb3.gamma
+    value = lambda o: sb3.policy.predict_values(torch.as_tensor(o)).flatten()  # noqa: E731
+    for _ in range(3):
+        obs = (rng.normal(size=(T + 1, N, 4)) * 0.5).astype(np.float32)
+        actions = rng.integers(2, size=(T, N))
+        rewards = np.ones((T, N), np.float32)
+        terminated, truncated = np.zeros((T, N), bool), np.zeros((T, N), bool)
+        terminated[-1, 0] = truncated[-1, 1] = True
+        ours._obs[:], ours._actions[:], ours._rewards[:] = obs, actions, rewards
+        ours._terminated[:], ours._truncated[:], ours._valid[:] = terminated, truncated, True
+        buffer = sb3.rollout_buffer
+        buffer.reset()
+        with torch.no_grad():
+            sb3_rewards = rewards.copy()
+            sb3_rewards[-1, 1] += gamma * value(obs[-1, 1:2]).item()
+            for t in range(T):
+                buffer.add(obs[t], actions[t][:, None], sb3_rewards[t], np.zeros(N), value(obs[t]),
+                           torch.zeros(N))
+            last = obs[-1].copy()
+            last[:2] = rng.normal(size=(2, 4))  # SB3's vec env returns the reset obs there
+            buffer.compute_returns_and_advantage(value(last), terminated[-1] | truncated[-1])
+        sb3.train()
+        ours._train()
+        for mine, theirs in pairs:
+            for p, q in zip(mine.parameters(), theirs.parameters()):
+                torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert (ours.policy.action_head.weight - initial).abs().max().item() > 1e-4
