@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -166,7 +167,13 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False):
     return model
 
 
+def _interrupt(signum, frame) -> None:
+    # SIGTERM (a job scheduler, `kill`) ends the run like Ctrl-C: the model is still saved.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     defaults = TrainConfig()
     for name, value in asdict(defaults).items():
@@ -186,7 +193,11 @@ def main() -> None:
     else:
         cfg = TrainConfig(**args)
         run_dir = Path(cfg.logdir) / (run_name or f"{cfg.clip}_{cfg.character}_s{cfg.seed}")
-    train(cfg, run_dir, resume=resume is not None)
+    try:
+        train(cfg, run_dir, resume=resume is not None)
+    except KeyboardInterrupt:
+        print(f"interrupted: model saved; continue with --resume {run_dir}")
+        raise SystemExit(130)
     print(f"run directory: {run_dir}")
 
 
