@@ -32,6 +32,7 @@ _EXPORTS = {
     "Agent": "base",
     "TabularAgent": "base",
     "TorchAgent": "torch_agent",
+    "PolicyAgent": "torch_agent",
     "Logger": "logging",
 }
 

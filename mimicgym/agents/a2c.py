@@ -23,14 +23,13 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import nn
 
 from mimicgym.agents.base import check_positive, check_probability
 from mimicgym.agents.logging import EpisodeStats
 from mimicgym.agents.policies import (ACTIVATIONS, ActorCritic, DiagGaussianDistribution,
-                                     actions_to_env, predict_actions, split_net_arch)
+                                     actions_to_env, split_net_arch)
 from mimicgym.agents.returns import explained_variance, gae, nstep_returns
-from mimicgym.agents.torch_agent import Callback, TorchAgent
+from mimicgym.agents.torch_agent import Callback, PolicyAgent
 from mimicgym.agents.torch_utils import check_finite, derive_seed
 
 
@@ -99,7 +98,7 @@ def _make_vec_env(env: Any, n_envs: int) -> gym.vector.VectorEnv:
     return env
 
 
-class A2C(TorchAgent):
+class A2C(PolicyAgent):
     """``A2C(env_id_or_vector_env, seed=0, device="auto", **hyperparameters)``."""
 
     Config = A2CConfig
@@ -148,11 +147,6 @@ class A2C(TorchAgent):
         self._valid = np.zeros((T, N), dtype=bool)
 
     # ----------------------------------------------------------------- acting
-    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
-        """Actions for one observation or a batch (SB3 signature; ``state`` passes through)."""
-        return predict_actions(self.policy, observation, self.observation_space, self.action_space,
-                               deterministic, self.torch_rng, self.device), state
-
     # ----------------------------------------------------------------- training loop
     def learn(self, total_timesteps: int, callback: Callback | None = None,
               progress_bar: bool = False, reset_num_timesteps: bool = True,
@@ -263,12 +257,7 @@ class A2C(TorchAgent):
                          torch.stack([loss, policy_loss, value_loss, entropy_loss]).tolist()))
         for name in ("policy_loss", "value_loss", "entropy_loss", "loss"):
             check_finite(name, terms[name], self.num_timesteps)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-        check_finite("grad_norm", grad_norm, self.num_timesteps)
-        self.optimizer.step()
-        self._n_updates += 1
+        self._gradient_step(loss, cfg.max_grad_norm)
         for name, value in terms.items():
             self.logger.record(f"train/{name}", value)
         self.logger.record("train/explained_variance",

@@ -19,14 +19,13 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import nn
 
 from mimicgym.agents.base import check_positive, check_probability
 from mimicgym.agents.logging import EpisodeStats
 from mimicgym.agents.policies import (ACTIVATIONS, ActorCritic, DiagGaussianDistribution,
-                                     actions_to_env, predict_actions, split_net_arch)
+                                     actions_to_env, split_net_arch)
 from mimicgym.agents.returns import discounted_returns, explained_variance
-from mimicgym.agents.torch_agent import Callback, TorchAgent
+from mimicgym.agents.torch_agent import Callback, PolicyAgent
 from mimicgym.agents.torch_utils import check_finite, derive_seed
 
 
@@ -65,7 +64,7 @@ class ReinforceConfig:
             self.net_arch = [int(w) for w in self.net_arch]
 
 
-class Reinforce(TorchAgent):
+class Reinforce(PolicyAgent):
     """``Reinforce(env_or_id, seed=0, device="auto", **hyperparameters)`` on a single env."""
 
     Config = ReinforceConfig
@@ -90,11 +89,6 @@ class Reinforce(TorchAgent):
                                       cfg.activation, False, cfg.log_std_init,
                                       cfg.ortho_init).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate)
-
-    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
-        """Actions for one observation or a batch (SB3 signature; ``state`` passes through)."""
-        return predict_actions(self.policy, observation, self.observation_space, self.action_space,
-                               deterministic, self.torch_rng, self.device), state
 
     # ----------------------------------------------------------------- training loop
     def learn(self, total_timesteps: int, callback: Callback | None = None,
@@ -191,12 +185,7 @@ class Reinforce(TorchAgent):
         for name, tensor in (("policy_loss", policy_loss), ("value_loss", value_loss),
                              ("entropy_loss", entropy_loss), ("loss", loss)):
             check_finite(name, tensor.detach(), self.num_timesteps)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-        check_finite("grad_norm", grad_norm, self.num_timesteps)
-        self.optimizer.step()
-        self._n_updates += 1
+        self._gradient_step(loss, cfg.max_grad_norm)
         rec = self.logger.record
         rec("train/loss", loss.item())
         rec("train/policy_loss", policy_loss.item())

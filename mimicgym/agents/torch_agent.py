@@ -23,7 +23,8 @@ import mimicgym
 from mimicgym.agents.base import Agent, env_id
 from mimicgym.agents.checkpoint import load_checkpoint, save_checkpoint
 from mimicgym.agents.logging import EpisodeStats
-from mimicgym.agents.torch_utils import derive_seed, resolve_device, seed_everything, torch_seed_scope
+from mimicgym.agents.torch_utils import (check_finite, derive_seed, resolve_device, seed_everything,
+                                         torch_seed_scope)
 
 # learn(callback=...) receives the agent after every environment step; returning False stops.
 Callback = Callable[["TorchAgent"], "bool | None"]
@@ -155,3 +156,25 @@ class TorchAgent(Agent):
                 raise KeyboardInterrupt(f"training interrupted at step {self.num_timesteps}; "
                                         f"checkpoint saved to {self.checkpoint_path}")
             raise KeyboardInterrupt(f"training interrupted at step {self.num_timesteps}")
+
+
+class PolicyAgent(TorchAgent):
+    """A torch agent that acts through ``self.policy`` (an ``ActorCritic``) and improves it
+    with ``self.optimizer``: REINFORCE and A2C."""
+
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
+        """Actions for one observation or a batch (SB3 signature; ``state`` passes through)."""
+        from mimicgym.agents.policies import predict_actions
+
+        return predict_actions(self.policy, observation, self.observation_space, self.action_space,
+                               deterministic, self.torch_rng, self.device), state
+
+    def _gradient_step(self, loss: torch.Tensor, max_grad_norm: float) -> None:
+        """One optimizer step on ``loss`` with the gradient norm clipped; a non-finite norm
+        stops training naming the step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), max_grad_norm)
+        check_finite("grad_norm", grad_norm, self.num_timesteps)
+        self.optimizer.step()
+        self._n_updates += 1
