@@ -15,7 +15,7 @@ from stable_baselines3.common.utils import LinearSchedule
 import mimicgym.envs  # noqa: F401  (registers the gridworld ids)
 from mimicgym.agents.dp import value_iteration
 from mimicgym.agents.dqn import DQN, linear_epsilon, td_target
-from mimicgym.agents.torch_utils import clip_grad_norm
+from mimicgym.agents.torch_utils import clip_grad_norm, denormals_flushed, flush_denormals
 from mimicgym.envs.wrappers import ImageObservation, OneHotObservation
 
 # 3x4 maze: wall '#', trap 'T' (-10, terminal), -1 per step. The shortest path from S to G
@@ -247,6 +247,18 @@ def test_lean_gradient_clipping_matches_torch():
                                rtol=0, atol=0)
     assert all(torch.equal(p.grad, q.grad) for p, q in zip(ours, ref))
     assert torch.linalg.vector_norm(torch.cat([p.grad.ravel() for p in ours])) <= 1.0 + 1e-5
+
+
+def test_training_flushes_subnormals_and_restores_the_setting():
+    subnormal = torch.tensor([1e-39], dtype=torch.float32)
+    assert not denormals_flushed() and float(subnormal * 1.5) > 0
+    seen = []
+    with flush_denormals():
+        assert float(subnormal * 1.5) == 0.0  # what keeps Adam's tiny moments fast
+    assert float(subnormal * 1.5) > 0  # the process-wide setting is back for other code
+    agent = DQN("CartPole-v1", seed=0, learning_starts=10, train_freq=10, gradient_steps=1)
+    agent.learn(20, callback=lambda a: seen.append(denormals_flushed()))
+    assert seen == [True] * 20 and not denormals_flushed()
 
 
 def test_training_rounds_match_sb3_given_the_same_weights_data_and_minibatches():

@@ -30,7 +30,7 @@ from mimicgym.agents.policies import (ACTIVATIONS, ActorCritic, DiagGaussianDist
                                      actions_to_env, split_net_arch)
 from mimicgym.agents.returns import explained_variance, gae, nstep_returns
 from mimicgym.agents.torch_agent import Callback, PolicyAgent
-from mimicgym.agents.torch_utils import check_finite, derive_seed
+from mimicgym.agents.torch_utils import check_finite, derive_seed, flush_denormals
 
 
 @dataclasses.dataclass
@@ -171,8 +171,8 @@ class A2C(PolicyAgent):
         start_steps, start_time = self.num_timesteps, time.perf_counter()
         from tqdm.auto import tqdm
 
-        with self._interrupt_guard(), tqdm(total=int(total_timesteps), unit="step",
-                                            disable=not progress_bar) as bar:
+        with self._interrupt_guard(), flush_denormals(), tqdm(
+                total=int(total_timesteps), unit="step", disable=not progress_bar) as bar:
             while self.num_timesteps < end:
                 if not self._collect_rollout(callback):
                     break

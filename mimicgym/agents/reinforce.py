@@ -26,7 +26,7 @@ from mimicgym.agents.policies import (ACTIVATIONS, ActorCritic, DiagGaussianDist
                                      actions_to_env, split_net_arch)
 from mimicgym.agents.returns import discounted_returns, explained_variance
 from mimicgym.agents.torch_agent import Callback, PolicyAgent
-from mimicgym.agents.torch_utils import check_finite, derive_seed
+from mimicgym.agents.torch_utils import check_finite, derive_seed, flush_denormals
 
 
 @dataclasses.dataclass
@@ -108,8 +108,8 @@ class Reinforce(PolicyAgent):
         start_steps, start_time = self.num_timesteps, time.perf_counter()
         from tqdm.auto import tqdm
 
-        with self._interrupt_guard(), tqdm(total=int(total_timesteps), unit="step",
-                                            disable=not progress_bar) as bar:
+        with self._interrupt_guard(), flush_denormals(), tqdm(
+                total=int(total_timesteps), unit="step", disable=not progress_bar) as bar:
             while self.num_timesteps < end:
                 before = self.num_timesteps
                 episodes = [self._play_episode(callback) for _ in range(self.config.n_episodes)]

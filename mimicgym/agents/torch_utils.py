@@ -65,6 +65,29 @@ def torch_seed_scope(seed: int) -> Iterator[None]:
         yield
 
 
+def denormals_flushed() -> bool:
+    """Whether this thread's CPU float math flushes subnormal numbers to zero (FTZ/DAZ)."""
+    return bool(torch.tensor(1e-40, dtype=torch.float32) * 2.0 == 0.0)
+
+
+@contextlib.contextmanager
+def flush_denormals() -> Iterator[None]:
+    """Flush subnormal floats to zero inside the block (CPU), then restore the old setting.
+
+    Adam's second-moment estimates of rarely active units decay geometrically into the
+    subnormal range, where every CPU operation on them is many times slower: on DQN's
+    CartPole run this took the optimizer step from ~0.08 to ~0.5 ms. Values below
+    1.2e-38 are far beneath float32 training noise, so flushing them changes nothing that
+    matters. Scoped, because the setting is process-wide and other code may rely on it.
+    """
+    previous = denormals_flushed()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(previous)
+
+
 def check_finite(name: str, tensor: torch.Tensor | float, step: int) -> None:
     """Raise ``FloatingPointError`` naming ``name`` and ``step`` if ``tensor`` holds NaN/inf.
 
