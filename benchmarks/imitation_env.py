@@ -2,7 +2,7 @@
 model's bare physics (``mj_step`` times the substeps of one env step), in the same run.
 
 The physics floor replays the env's own trajectory without observation, reward or reference
-lookup: every recorded step's state and controls (PD spring targets, ``ctrl``) are set and the
+lookup: every recorded step's state and controls (the PD actuators' ``ctrl``) are set and the
 same ``mj_step(model, data, nstep)`` call runs, so env and floor do the same physics work.
 Overhead = env time per step over floor time per step, minus 1. Single-process rates use this
 process's CPU time (``time.process_time``), so other jobs on a shared machine do not count against them; each
@@ -38,14 +38,14 @@ RESULTS = Path(__file__).parent / "results" / "imitation_env.json"
 
 def _rollout(env, actions, record: bool):
     """Step ``env`` through ``actions`` (resetting on episode ends); optionally record, per step,
-    the state before it and the controls it set (spring targets, ctrl) for a physics replay."""
-    m, d = env.model, env.data
+    the state before it and the controls it set (``ctrl``) for a physics replay."""
+    d = env.data
     states, lengths, n = [], [], 0
     for a in actions:
         before = (d.qpos.copy(), d.qvel.copy()) if record else None
         _, _, terminated, truncated, _ = env.step(a)
         if record:
-            states.append((*before, m.qpos_spring.copy(), d.ctrl.copy()))
+            states.append((*before, d.ctrl.copy()))
         n += 1
         if terminated or truncated:
             lengths.append(n)
@@ -73,8 +73,8 @@ def env_and_floor_rates(env_id: str, steps: int, seed: int = 0,
     m, d = env.model, env.data
     nstep = getattr(env, "substeps", None) or env.frame_skip
     start = time.process_time()
-    for qpos, qvel, spring, ctrl in states:
-        d.qpos[:], d.qvel[:], m.qpos_spring[:], d.ctrl[:] = qpos, qvel, spring, ctrl
+    for qpos, qvel, ctrl in states:
+        d.qpos[:], d.qvel[:], d.ctrl[:] = qpos, qvel, ctrl
         mujoco.mj_step(m, d, nstep=nstep)
     floor_rate = steps / (time.process_time() - start)
     env.close()

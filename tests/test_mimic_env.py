@@ -67,6 +67,35 @@ def test_character_matches_published_definition(character):
     for name, (_, _, lim) in gains.items():
         if name in limits and limits[name]:
             assert lim == limits[name], name
+    # ...and in the model's PD actuators, whose force range enforces the limit.
+    for j in HUMANOID3D_JOINTS:
+        if j.kind in ("ball", "hinge"):
+            acts = np.flatnonzero(m.actuator_trnid[:, 0] == m.body_jntadr[_body_id(m, j.name)])
+            assert len(acts) == (3 if j.kind == "ball" else 1)
+            np.testing.assert_array_equal(m.actuator_gainprm[acts, 0], j.kp)
+            np.testing.assert_array_equal(m.actuator_biasprm[acts, 2], -j.kd)
+            np.testing.assert_array_equal(m.actuator_forcerange[acts, 1], j.torque_limit)
+
+
+def _body_id(m, name: str) -> int:
+    return mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, name)
+
+
+def test_actuator_targets_are_the_reference_poses_and_torques_stay_in_limits(walk_env):
+    env, d, limit = walk_env, walk_env.data, walk_env.char.torque_limit
+    for k in range(0, env.ref.n, 50):  # the targets hold the pose: zero P error on it
+        env.set_state_to_reference(k)
+        np.testing.assert_allclose(d.actuator_length, env.ref.pd_target[k], atol=1e-12)
+    # Full-scale random actions ask for far more torque than the limits allow.
+    env.reset(seed=3)
+    rng, saturated = np.random.default_rng(3), 0
+    for _ in range(60):
+        _, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, env.action_space.shape))
+        assert (np.abs(d.actuator_force) <= limit + 1e-9).all()
+        saturated += int((np.abs(d.actuator_force) >= limit - 1e-9).any())
+        if terminated or truncated:
+            env.reset(seed=4)
+    assert saturated > 10
 
 
 def _fk_from_definition(frames: np.ndarray) -> np.ndarray:

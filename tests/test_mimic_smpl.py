@@ -61,30 +61,34 @@ def _lowest_sole(env: MimicEnv, qpos: np.ndarray) -> np.ndarray:
     return out
 
 
-def test_smpl_character_pd_springs_with_issue_gains(smpl):
+def test_smpl_character_pd_actuators_with_issue_gains_and_torque_limit(smpl):
     m = smpl.model
-    assert m.nu == 0 and m.nbody - 1 == 24 and len(smpl.actuated_dofs) == 69 == m.nv - 6
+    assert m.nu == 69 and m.nbody - 1 == 24 and len(smpl.actuated_dofs) == 69 == m.nv - 6
     assert m.opt.timestep == pytest.approx(1 / 600)
     for j in smpl.joints[1:]:
         kp, kd = ISSUE_GAINS[j.name.removeprefix("left_").removeprefix("right_")]
         jid = m.body_jntadr[_body(m, j.name)]
         assert m.jnt_type[jid] == mujoco.mjtJoint.mjJNT_BALL
-        assert m.jnt_stiffness[jid] == kp and (j.kp, j.kd, j.torque_limit) == (kp, kd, 500.0)
-        np.testing.assert_array_equal(m.dof_damping[m.jnt_dofadr[jid]:m.jnt_dofadr[jid] + 3], kd)
-    # The spring is a PD law on the rotation vector: 0.1 rad off about x at rest -> -kp * 0.1.
+        assert (j.kp, j.kd, j.torque_limit) == (kp, kd, 500.0)
+        acts = np.flatnonzero(m.actuator_trnid[:, 0] == jid)  # x, y, z about the joint
+        assert len(acts) == 3
+        np.testing.assert_array_equal(m.actuator_gainprm[acts, 0], kp)
+        np.testing.assert_array_equal(m.actuator_biasprm[acts, 1:3], [[-kp, -kd]] * 3)
+        np.testing.assert_array_equal(m.actuator_forcerange[acts], [[-500.0, 500.0]] * 3)
+        np.testing.assert_array_equal(m.actuator_gear[acts, :3], np.eye(3))
+    # The PD law on the rotation vector: a target 0.1 rad about x at rest -> kp * 0.1 on that
+    # axis only; 1 rad asks for 800 N m, clipped to the 500 N m limit.
     d = mujoco.MjData(m)
     knee = m.body_jntadr[_body(m, "left_knee")]
-    qa, da = m.jnt_qposadr[knee], m.jnt_dofadr[knee]
-    m_spring = m.qpos_spring.copy()
-    try:
-        m.qpos_spring[qa:qa + 4] = [np.cos(0.05), np.sin(0.05), 0.0, 0.0]
+    act = np.flatnonzero(m.actuator_trnid[:, 0] == knee)[0]
+    dof = list(smpl.actuated_dofs).index(m.jnt_dofadr[knee])
+    assert dof == act  # action index = actuator index = position in actuated_dofs
+    for target, torque in ((0.1, 800 * 0.1), (1.0, 500.0)):
+        d.ctrl[:] = smpl.pd_targets(m.qpos0)[0]
+        d.ctrl[act] = target
         mujoco.mj_forward(m, d)
-        torque = smpl.pd_torque(d)
-        dof = list(smpl.actuated_dofs).index(da)
-        np.testing.assert_allclose(torque[dof:dof + 3], [800 * 0.1, 0.0, 0.0], atol=1e-9)
-        assert np.count_nonzero(torque) == 1
-    finally:
-        m.qpos_spring[:] = m_spring
+        np.testing.assert_allclose(d.actuator_force[act:act + 3], [torque, 0.0, 0.0], atol=1e-9)
+        assert np.count_nonzero(np.abs(d.actuator_force) > 1e-9) == 1
     # Pose weights: one per joint (on each of its 3 rotational dofs), summing to 1 over joints,
     # DeepMimic's humanoid3d ratios where SMPL has the same joint (hip 0.5, knee 0.3 : root 1).
     first_rot = m.jnt_dofadr[m.body_jntadr[smpl.body_ids]] + np.r_[3, np.zeros(23, int)]

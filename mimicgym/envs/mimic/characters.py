@@ -8,15 +8,17 @@ pybullet loads with ``globalScaling=0.25``; the values here are already scaled t
 45 kg. Bodies keep DeepMimic's y-up local frames so that the clips' joint-local quaternions
 apply unchanged; only the root orientation carries the y-up -> z-up turn (+90 degrees about x).
 
-PD control (a documented choice): each joint is a MuJoCo joint spring, ``stiffness = kp`` and
-``damping = kd``, with the PD target written to ``model.qpos_spring``. Ball-joint springs act on
-the quaternion difference (a true 3-D PD on SO(3)), the whole 600 Hz loop runs in C inside one
-``mj_step(model, data, nstep)`` call, and MuJoCo integrates the damping implicitly, so DeepMimic's
-stiff gains are stable at 600 Hz. The cost: passive spring forces cannot be clipped, so
-DeepMimic's torque limits are *not* enforced by the simulator; they are kept in
-:attr:`JointSpec.torque_limit` and :meth:`Character.pd_torque` reports what the PD law asks
-for, so a run can measure how often it would exceed them. (Position actuators with
-``forcerange`` would clip, but MuJoCo has no position actuator for a ball joint.)
+PD control (a documented choice): MuJoCo position actuators, ``kp`` and ``kv = kd`` per joint,
+``forcerange`` = the joint's torque limit, so DeepMimic's torque limits are enforced by the
+simulator. A hinge has one actuator; a ball joint has three, one per local axis (``gear`` the
+unit axis), whose length MuJoCo defines as that component of the joint rotation's exponential
+map. Targets (``ctrl``) are therefore exponential-map coordinates for ball joints and angles for
+hinges, exactly the action space; each axis is clipped at the limit separately (a box, where
+DeepMimic clips the torque vector's norm). For small tracking errors the law equals a PD on
+the quaternion difference; it differs only when the target and the pose are far apart or near
+a half turn, where the exponential map wraps. The whole 600 Hz loop runs in C inside one
+``mj_step(model, data, nstep)`` call, and the ``implicitfast`` integrator treats the actuators'
+velocity gains implicitly, so DeepMimic's stiff gains are stable at 600 Hz.
 
 Joint limits: knees and elbows keep DeepMimic's hinge ranges; ball joints are unlimited, since
 DeepMimic's per-axis Euler limits have no exact MuJoCo counterpart (a cone limit would be a
@@ -33,7 +35,7 @@ import numpy as np
 
 from mimicgym.motion.skeleton import HUMANOID3D_SKELETON, Skeleton
 
-# Physics at 600 Hz: DeepMimic's gains need >= 450 Hz to stay stable with explicit springs.
+# Physics at 600 Hz: DeepMimic uses >= 450 Hz for its stiff gains; 30 Hz control divides it.
 SIM_TIMESTEP = 1.0 / 600.0
 
 
@@ -175,12 +177,11 @@ def _character_xml(prefix: str, ghost: bool) -> str:
         else:
             head = f'{pad}<body name="{prefix}{j.name}" pos="{_fmt(j.pos)}">'
             if j.kind == "ball":
-                head += (f'\n{pad}  <joint name="{prefix}{j.name}" type="ball" '
-                         f'stiffness="{j.kp:g}" damping="{j.kd:g}"/>')
+                head += f'\n{pad}  <joint name="{prefix}{j.name}" type="ball"/>'
             elif j.kind == "hinge":
                 lo, hi = j.hinge_range
                 head += (f'\n{pad}  <joint name="{prefix}{j.name}" type="hinge" axis="0 0 1" '
-                         f'range="{lo:g} {hi:g}" stiffness="{j.kp:g}" damping="{j.kd:g}"/>')
+                         f'range="{lo:g} {hi:g}"/>')
         lines = [head, f"{pad}  {_geom_xml(geoms[j.name], prefix, contact, rgba)}"]
         lines += [body(c, depth + 1) for c in children.get(j.name, [])]
         lines.append(f"{pad}</body>")
@@ -193,11 +194,31 @@ def humanoid3d_mjcf(ghost: bool = False, timestep: float = SIM_TIMESTEP) -> str:
     """MJCF text of the humanoid3d character on a floor (``ghost``: add a translucent,
     contact-free second copy named ``ghost_*`` for showing the reference while rendering)."""
     ghost_xml = _character_xml("ghost_", ghost=True) if ghost else ""
-    return scene_mjcf("humanoid3d", _character_xml("", ghost=False) + "\n" + ghost_xml, timestep)
+    return scene_mjcf("humanoid3d", _character_xml("", ghost=False) + "\n" + ghost_xml,
+                      pd_actuators_xml(HUMANOID3D_JOINTS), timestep)
 
 
-def scene_mjcf(model_name: str, bodies_xml: str, timestep: float = SIM_TIMESTEP) -> str:
-    """The shared scene (floor, light, sky, fast-render settings) around characters' bodies.
+def pd_actuators_xml(joints: tuple[JointSpec, ...]) -> str:
+    """Position actuators for the PD law, in joint-spec order: one per hinge, three per ball
+    joint (local x, y, z), each with the joint's ``kp``, ``kv = kd`` and torque limit.
+
+    Actuator ``a`` drives the ``a``-th entry of :attr:`Character.actuated_dofs`, so a policy
+    action maps onto ``data.ctrl`` without reordering.
+    """
+    axes = {"ball": ("1 0 0", "0 1 0", "0 0 1"), "hinge": ("1",)}
+    lines = []
+    for j in joints:
+        for axis, gear in enumerate(axes.get(j.kind, ())):
+            lines.append(f'    <position name="{j.name}_{axis}" joint="{j.name}" gear="{gear}" '
+                         f'kp="{j.kp:g}" kv="{j.kd:g}" '
+                         f'forcerange="{-j.torque_limit:g} {j.torque_limit:g}"/>')
+    return "\n".join(lines)
+
+
+def scene_mjcf(model_name: str, bodies_xml: str, actuators_xml: str = "",
+               timestep: float = SIM_TIMESTEP) -> str:
+    """The shared scene (floor, light, sky, fast-render settings) around characters' bodies
+    and their actuators.
 
     The floor collides with geoms of ``contype="1"`` (``conaffinity="1"``, ``contype="0"``);
     character geoms take ``contype="1" conaffinity="0"`` so bodies never collide with each
@@ -205,7 +226,7 @@ def scene_mjcf(model_name: str, bodies_xml: str, timestep: float = SIM_TIMESTEP)
     """
     return f"""<mujoco model="{model_name}">
   <compiler angle="radian" autolimits="true"/>
-  <option timestep="{timestep:.9g}" integrator="Euler"/>
+  <option timestep="{timestep:.9g}" integrator="implicitfast"/>
   <visual>
     <quality shadowsize="0" offsamples="0"/>
     <global offwidth="1280" offheight="720"/>
@@ -225,6 +246,9 @@ def scene_mjcf(model_name: str, bodies_xml: str, timestep: float = SIM_TIMESTEP)
     <geom name="floor" type="plane" size="0 0 0.05" material="grid" contype="0" conaffinity="1"/>
 {bodies_xml}
   </worldbody>
+  <actuator>
+{actuators_xml}
+  </actuator>
 </mujoco>
 """
 
@@ -292,6 +316,9 @@ class Character:
         self.dof_pose_weight = w
         self.actuated_dofs = np.array(actuated)
         self.kp, self.kd, self.torque_limit = np.array(kp), np.array(kd), np.array(lim)
+        if m.nu != len(actuated):  # one PD actuator per actuated dof (pd_actuators_xml)
+            raise ValueError(f"character {self.name!r}: {m.nu} actuators for "
+                             f"{len(actuated)} actuated dofs")
 
     @property
     def n_bodies(self) -> int:
@@ -304,9 +331,22 @@ class Character:
                              f"expected one of {sorted(self.body_groups)}")
         return self.body_groups[group]
 
-    def pd_torque(self, data: mujoco.MjData) -> np.ndarray:
-        """Spring-damper torque per actuated dof at the current state (for torque-limit checks)."""
-        return data.qfrc_spring[self.actuated_dofs] + data.qfrc_damper[self.actuated_dofs]
+    def pd_targets(self, qpos: np.ndarray) -> np.ndarray:
+        """(N, nq) poses -> (N, A) actuator targets that hold them: per actuated joint, the
+        exponential map of a ball joint's quaternion (angle in [0, pi], as MuJoCo's actuator
+        length) or a hinge angle, in actuator order."""
+        import torch
+
+        from mimicgym.motion.rotations import quat_to_axis_angle
+
+        qpos = np.atleast_2d(qpos)
+        columns = []
+        for j, adr in zip(self.joints, self.qpos_adr):
+            if j.kind == "ball":
+                columns.append(quat_to_axis_angle(torch.from_numpy(qpos[:, adr:adr + 4])).numpy())
+            elif j.kind == "hinge":
+                columns.append(qpos[:, adr:adr + 1])
+        return np.concatenate(columns, axis=1)
 
 
 def make_character(name: str = "humanoid3d", ghost: bool = False,

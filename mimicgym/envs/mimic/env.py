@@ -2,7 +2,8 @@
 
 One env step is one 30 Hz policy decision: the action (PD-target offsets around the
 reference pose, exponential map for ball joints and angles for hinges, normalised to [-1, 1])
-sets the joint springs' rest positions, then ``nstep`` physics steps run in one ``mj_step`` call.
+sets the PD actuators' targets (torque-limited, see :mod:`~mimicgym.envs.mimic.characters`),
+then ``nstep`` physics steps run in one ``mj_step`` call.
 Reference state initialisation (RSI) and early termination are switches;
 ``info["reward_terms"]`` carries the four imitation terms.
 
@@ -110,11 +111,6 @@ class MimicEnv(gym.Env):
         self._floor = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, "floor")
         self._bad_pair = self._bad_contact_pairs().ravel()  # indexed by g1 * ngeom + g2
         self._pair_stride = np.array([self.model.ngeom, 1])
-        self._offset = np.zeros(self.model.nv)  # scratch: PD-target offsets as a velocity
-        dofs = self.char.actuated_dofs
-        # The actuated dofs' part of it: a view when they are contiguous (every dof but the root).
-        self._act_offset = (self._offset[dofs[0]:dofs[-1] + 1]
-                            if (np.diff(dofs) == 1).all() else None)
         self._ref_qpos = np.zeros(self.model.nq)
         # Observation order is the model's body order (root first); contiguous -> a slice.
         order = np.sort(self.char.body_ids)
@@ -191,18 +187,12 @@ class MimicEnv(gym.Env):
         self._steps += 1
         i, cycles = self.ref.index(self._k)  # the reference's grid index, once per step
         ref_qpos, ref_qvel = self._reference_state(i, cycles)
-        # PD targets: the reference pose "+" the action offsets (exp map on ball joints),
-        # integrated in place in the springs' rest positions.
-        offset = self._act_offset
-        if offset is None:
-            self._offset[self.char.actuated_dofs] = np.minimum(np.maximum(action, -1.0), 1.0) \
-                * self.action_scale
-        else:
-            np.minimum(np.maximum(action, -1.0, out=offset), 1.0, out=offset)
-            np.multiply(offset, self.action_scale, out=offset)
-        spring = self.model.qpos_spring
-        spring[:] = ref_qpos
-        mujoco.mj_integratePos(self.model, spring, self._offset, 1.0)
+        # PD targets: the reference pose's targets plus the action offsets (exponential-map
+        # coordinates for ball joints, angles for hinges), straight into the actuators' ctrl.
+        ctrl = self.data.ctrl
+        np.minimum(np.maximum(action, -1.0, out=ctrl), 1.0, out=ctrl)
+        np.multiply(ctrl, self.action_scale, out=ctrl)
+        np.add(ctrl, self.ref.pd_target[i], out=ctrl)
         mujoco.mj_step(self.model, self.data, nstep=self.substeps)
         self._refresh_kinematics()
         qpos = self.data.qpos

@@ -59,7 +59,9 @@ class ReferenceMotion:
     Arrays per grid point ``i`` in ``[0, n]`` (``n`` = clip length in physics steps):
     ``qpos (n+1, nq)``, ``qvel (n+1, nv)``, ``body_pos (n+1, B, 3)`` world body origins,
     ``com (n+1, 3)`` whole-body centre of mass, ``end_effectors (n+1, E, 3)`` hands and feet
-    relative to the root in the reference's heading frame (unchanged from cycle to cycle).
+    relative to the root in the reference's heading frame (unchanged from cycle to cycle),
+    ``pd_target (n+1, A)`` the PD actuators' targets of the pose (joint-local, so also
+    unchanged from cycle to cycle).
     """
 
     def __init__(self, character: Character, keyframes: np.ndarray, frame_durations: np.ndarray,
@@ -79,6 +81,7 @@ class ReferenceMotion:
                                        self.qpos[i + 1])
         self.qvel[self.n] = self.qvel[0] if loop else self.qvel[self.n - 1]
         self.body_pos, self.com, self.end_effectors = self._kinematics(character)
+        self.pd_target = character.pd_targets(self.qpos)  # (n+1, A) actuator targets
         # Per-cycle horizontal root displacement; zero for clips that don't loop.
         self.cycle_offset = np.zeros(3)
         if loop:

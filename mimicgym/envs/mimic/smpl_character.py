@@ -5,14 +5,12 @@ The builder's body tree (24 bodies named after the SMPL joints, a free root join
 put into the shared scene (:func:`~mimicgym.envs.mimic.characters.scene_mjcf`), with the same
 control scheme as humanoid3d so that the env has one path:
 
-* PD through MuJoCo joint springs: the builder's position servos are dropped and each ball
-  joint gets ``stiffness = kp`` and ``damping = kd`` from the builder's own
+* PD by position actuators with the builder's own
   :data:`~mimicgym.motion.humanoid.PD_GAINS` (SMPLSim/ProtoMotions: hip, knee, ankle 800/80;
   toe 500/50; spine1-3 1000/100; neck, head 500/50; collar, shoulder, elbow 500/50; wrist,
-  hand 300/30), targets written to ``qpos_spring``.
-* Torque limit: :data:`~mimicgym.motion.humanoid.TORQUE_LIMIT` (500 N m) is kept in
-  :attr:`JointSpec.torque_limit` and reported by ``Character.pd_torque`` but, as for
-  humanoid3d, *not* enforced: passive spring forces cannot be clipped in MuJoCo.
+  hand 300/30) and :data:`~mimicgym.motion.humanoid.TORQUE_LIMIT` (500 N m) as every
+  actuator's force range, written by :func:`~mimicgym.envs.mimic.characters.pd_actuators_xml`
+  (three per ball joint; the builder's own servos are dropped).
 * Contacts: geoms collide with the floor only (the builder's choice and DeepMimic's), friction
   from the builder; the builder's touch sensors are dropped (the env reads contacts directly);
   ball-joint cone limits and armature stay.
@@ -45,6 +43,7 @@ from mimicgym.envs.mimic.characters import (
     SIM_TIMESTEP,
     Character,
     JointSpec,
+    pd_actuators_xml,
     scene_mjcf,
     tracking_camera_xml,
 )
@@ -103,9 +102,7 @@ def _builder_tree(betas: np.ndarray | None) -> ET.Element:
 
 
 def _bodies_xml(tree: ET.Element, prefix: str, ghost: bool) -> str:
-    """The builder's body tree as springs-PD bodies for the shared scene (names prefixed)."""
-    from mimicgym.motion.humanoid import PD_GAINS
-
+    """The builder's body tree as bodies for the shared scene (names prefixed)."""
     pelvis = tree.find("worldbody/body")
     joint_default = tree.find("default/joint").attrib
     geom_default = tree.find("default/geom").attrib
@@ -113,10 +110,7 @@ def _bodies_xml(tree: ET.Element, prefix: str, ghost: bool) -> str:
         for site in body.findall("site"):
             body.remove(site)
     for el in pelvis.iter():
-        if el.tag == "joint":  # ball joints: PD springs
-            kp, kd = PD_GAINS[_group(el.get("name"))]
-            el.set("stiffness", f"{kp:g}")
-            el.set("damping", f"{kd:g}")
+        if el.tag == "joint":  # ball joints, driven by pd_actuators_xml's actuators
             el.set("armature", joint_default["armature"])
         elif el.tag == "geom":
             el.set("friction", geom_default["friction"])
@@ -158,7 +152,7 @@ def smpl_joints(tree: ET.Element) -> tuple[JointSpec, ...]:
 
 
 def make_smpl_character(betas=None, ghost: bool = False) -> Character:
-    """The SMPL humanoid shaped by ``betas`` (default body when ``None``), PD by joint springs;
+    """The SMPL humanoid shaped by ``betas`` (default body when ``None``), PD by actuators;
     ``ghost`` adds a translucent, contact-free copy named ``ghost_*`` for rendering."""
     from mimicgym.motion.body_geometry import body_skeleton
 
@@ -167,6 +161,7 @@ def make_smpl_character(betas=None, ghost: bool = False) -> Character:
     joints = smpl_joints(tree)  # before _bodies_xml edits the tree in place
     ghost_xml = "\n" + _bodies_xml(copy.deepcopy(tree), "ghost_", ghost=True) if ghost else ""
     bodies = _bodies_xml(tree, "", ghost=False) + ghost_xml
-    model = mujoco.MjModel.from_xml_string(scene_mjcf("smpl_humanoid", bodies))
+    model = mujoco.MjModel.from_xml_string(scene_mjcf("smpl_humanoid", bodies,
+                                                      pd_actuators_xml(joints)))
     skeleton = body_skeleton(_body_model(), _betas_tensor(betas))
     return Character("smpl", model, joints, skeleton, SMPL_BODY_GROUPS, betas)
