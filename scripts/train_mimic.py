@@ -34,6 +34,8 @@ from mimicgym.utils.io import atomic_write  # noqa: E402
 class TrainConfig:
     clip: str = "walk"
     character: str = "humanoid3d"
+    reference_targets: bool = True  # the next reference pose in the observation
+    action_scale: float = 0.5  # radians of PD-target offset per unit action
     timesteps: int = 2_000_000
     n_envs: int = 4
     seed: int = 0
@@ -67,13 +69,18 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
 
 
+def env_kwargs(cfg: TrainConfig) -> dict:
+    return {"clip": cfg.clip, "character": cfg.character,
+            "reference_targets": cfg.reference_targets, "action_scale": cfg.action_scale}
+
+
 def make_venv(cfg: TrainConfig):
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     # The class (not the id) travels to the subprocesses: it pickles by its importable name.
     return make_vec_env(MimicEnv, n_envs=cfg.n_envs, seed=cfg.seed,
-                        env_kwargs={"clip": cfg.clip, "character": cfg.character},
+                        env_kwargs=env_kwargs(cfg),
                         vec_env_cls=SubprocVecEnv if cfg.n_envs > 1 else DummyVecEnv)
 
 
@@ -96,8 +103,8 @@ def evaluation_callback(cfg: TrainConfig, run_dir: Path):
 
     class Evaluate(BaseCallback):
         def _on_training_start(self) -> None:
-            self.env = gym.make("mimicgym/Mimic-v0", clip=cfg.clip, character=cfg.character,
-                                render_mode="rgb_array", width=320, height=240)
+            self.env = gym.make("mimicgym/Mimic-v0", **env_kwargs(cfg), render_mode="rgb_array",
+                                width=320, height=240)
             self.start, self.last, self.count = time.time(), self.num_timesteps, 0
             log = run_dir / "evals.jsonl"
             if log.exists() and log.stat().st_size:  # resumed: hours continue from the last run
@@ -179,6 +186,9 @@ def main() -> None:
     for name, value in asdict(defaults).items():
         if isinstance(value, list):
             parser.add_argument(f"--{name.replace('_', '-')}", type=int, nargs="+", default=value)
+        elif isinstance(value, bool):
+            parser.add_argument(f"--{name.replace('_', '-')}", default=value,
+                                action=argparse.BooleanOptionalAction)
         else:
             parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     parser.add_argument("--run-name", default=None)

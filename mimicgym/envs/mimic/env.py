@@ -10,9 +10,13 @@ Reference state initialisation (RSI) and early termination are switches;
 Observation (float32, heading frame = the yaw of the root's forward axis, bodies in model
 order with the root first): root height (1); each non-root body's position relative to the
 root (3 (B-1)); each body's x (tangent) and y (normal) axes (6 B); each body origin's linear
-velocity (3 B) and angular velocity (3 B); clip phase in [0, 1) (1); with ``task=True`` the
-target direction in the heading frame and the target speed (3). humanoid3d: B = 15, 224 numbers;
-SMPL: B = 24, 359 numbers (actions: 28 and 69).
+velocity (3 B) and angular velocity (3 B); with ``reference_targets=True`` (default) the next
+control step's reference as a target: its PD targets minus the current joint coordinates (A,
+the actions' coordinates) and its root position relative to the root (3); clip phase in [0, 1)
+(1); with ``task=True`` the target direction in the heading frame and the target speed (3).
+humanoid3d: B = 15, A = 28, 255 numbers (224 without targets); SMPL: B = 24, A = 69, 431 (359).
+The targets let the policy read its tracking error instead of recalling the clip from the
+phase, which is what makes the first hundred thousand samples count.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ class MimicEnv(gym.Env):
         allowed_contacts: body names allowed on the ground (default per clip; ``None``: all).
         action_scale: radians of PD-target offset per unit action.
         reward_config: term weights and scales (:class:`RewardConfig`).
+        reference_targets: add the next reference pose, relative to the current one, to the
+            observation.
         task: add the target-heading task (the target joins the observation; the reward becomes
             ``w_I r_I + w_G r_G``).
         target_speed: task speed (m/s).
@@ -78,7 +84,8 @@ class MimicEnv(gym.Env):
                  episode_seconds: float = 10.0, rsi: bool = True, early_termination: bool = True,
                  allowed_contacts: tuple[str, ...] | None | str = "default",
                  max_tracking_error: float | None = None, action_scale: float = 0.5,
-                 reward_config: RewardConfig | None = None, task: bool = False,
+                 reward_config: RewardConfig | None = None, reference_targets: bool = True,
+                 task: bool = False,
                  target_speed: float = 1.0, render_mode: str | None = None,
                  width: int = 480, height: int = 480) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -120,7 +127,12 @@ class MimicEnv(gym.Env):
         self._root = int(self.char.body_ids[0])  # a Python int indexes MjData faster
 
         n_act = len(self.char.actuated_dofs)
-        n_obs = 1 + 3 * (self.char.n_bodies - 1) + 12 * self.char.n_bodies + 1 + (3 if task else 0)
+        self.reference_targets = bool(reference_targets)
+        n_kinematic = 1 + 3 * (self.char.n_bodies - 1) + 12 * self.char.n_bodies
+        n_targets = n_act + 3 if self.reference_targets else 0
+        self._targets = slice(n_kinematic, n_kinematic + n_targets)
+        self._phase_index = n_kinematic + n_targets
+        n_obs = self._phase_index + 1 + (3 if task else 0)
         # Per-step scratch: the observation's numpy calls write here instead of allocating.
         b = self.char.n_bodies
         self._world = np.zeros((5 * b - 1, 3))  # world vectors the heading rotation turns
@@ -314,11 +326,26 @@ class MimicEnv(gym.Env):
         np.matmul(w, heading.T, out=self._local)
         obs = self._obs
         obs[0] = d.qpos[2]
-        obs[self._local.size + 1] = self.ref.phase(self._k) if phase is None else phase
+        if self.reference_targets:
+            self._reference_targets(heading, obs[self._targets])
+        obs[self._phase_index] = self.ref.phase(self._k) if phase is None else phase
         if self.task:
             obs[-3:-1] = heading[:2, :2] @ self._target_dir
             obs[-1] = self.target_speed
         return obs.astype(np.float32)
+
+    def _reference_targets(self, heading: np.ndarray, out: np.ndarray) -> None:
+        """The next control step's reference: PD targets minus the current actuator lengths
+        (joint coordinates, the actions' units) and root position minus the current root (in
+        the heading frame), written into ``out`` (A + 3,)."""
+        d, ref = self.data, self.ref
+        i, cycles = ref.index(self._k + self.substeps)
+        mujoco.mj_transmission(self.model, d)  # actuator_length of the current pose
+        np.subtract(ref.pd_target[i], d.actuator_length, out=out[:-3])
+        root = ref.qpos[i, :3] - d.qpos[:3]
+        if cycles:
+            root += cycles * ref.cycle_offset
+        np.matmul(heading, root, out=out[-3:])
 
 
 _CROSS_A, _CROSS_B = np.array([1, 2, 0, 2, 0, 1]), np.array([2, 0, 1, 1, 2, 0])
