@@ -194,6 +194,29 @@ def test_body_velocities_in_observation_match_mujoco(walk_env):
         np.testing.assert_allclose(rz @ lin[i], v6[3:], atol=1e-4)
 
 
+def test_observation_carries_the_next_reference_pose_as_a_target(walk_env):
+    env, n = walk_env, walk_env.char.n_bodies
+    k = 3 * env.substeps + 7  # on the reference: the target is the reference's own motion
+    env.set_state_to_reference(k)
+    obs = env._observation()
+    targets = obs[1 + 3 * (n - 1) + 12 * n: -1]  # between the kinematics and the phase
+    assert targets.shape == (28 + 3,) and obs[-1] == pytest.approx(env.ref.phase(k))
+    nxt = k + env.substeps
+    np.testing.assert_allclose(targets[:-3], env.ref.pd_target[nxt] - env.ref.pd_target[k],
+                               atol=1e-6)
+    root_xmat = env.data.xmat[env.char.body_ids[0]].reshape(3, 3)
+    yaw = np.arctan2(root_xmat[1, 0], root_xmat[0, 0])
+    to_heading = np.array([[np.cos(yaw), np.sin(yaw), 0], [-np.sin(yaw), np.cos(yaw), 0],
+                           [0, 0, 1]])
+    np.testing.assert_allclose(targets[-3:], to_heading @ (env.ref.qpos[nxt, :3]
+                                                           - env.ref.qpos[k, :3]), atol=1e-6)
+    # ...and without targets the observation is the kinematic part and the phase only.
+    plain = MimicEnv(clip="walk", reference_targets=False)
+    assert plain.observation_space.shape == (224,)
+    np.testing.assert_array_equal(plain.reset(seed=1)[0][:-1],
+                                  env.reset(seed=1)[0][:1 + 3 * (n - 1) + 12 * n])
+
+
 def test_reference_state_initialisation(walk_env):
     env = walk_env
     phases = set()

@@ -150,7 +150,7 @@ def test_rsi_and_early_termination(walk_env):
         qpos, qvel = env.ref.state(env.reference_step)
         np.testing.assert_array_equal(env.data.qpos, qpos)
         np.testing.assert_array_equal(env.data.qvel, qvel)
-        assert obs.shape == (359,) and obs[-1] == pytest.approx(info["phase"], abs=1e-6)
+        assert obs.shape == (431,) and obs[-1] == pytest.approx(info["phase"], abs=1e-6)
         phases.add(round(info["phase"], 6))
     assert len(phases) == 6
     # Only the feet may touch the ground on a walk.
@@ -181,7 +181,7 @@ def test_api_checks_and_random_steps_stay_finite():
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
     env = gym.make("mimicgym/MimicWalk-v0", character="smpl")
-    assert env.action_space.shape == (69,) and env.observation_space.shape == (359,)
+    assert env.action_space.shape == (69,) and env.observation_space.shape == (431,)
     check_env(env.unwrapped, skip_render_check=True)
     sb3_check_env(MimicEnv(clip=make_clip("run"), character="smpl"), warn=True)
     assert random_rollout_episodes(env, 1_000) > 5
