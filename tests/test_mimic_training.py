@@ -129,3 +129,27 @@ def test_short_ppo_run_improves_on_the_untrained_policy(tmp_path):
     assert after["mean_ep_length"] >= 1.3 * before["mean_ep_length"], (before, after)
     assert after["normalised_return"] >= 1.3 * before["normalised_return"], (before, after)
     assert after["mean_imitation_reward"] >= 0.85 * before["mean_imitation_reward"], (before, after)
+
+
+def test_cli_trains_the_imitation_env_with_sb3_ppo_and_with_our_a2c(tmp_path):
+    import csv
+    import json
+
+    import torch
+
+    from mimicgym.cli import main
+
+    base = ["train", "--env", "mimicgym/MimicWalk-v0", "--logdir", str(tmp_path), "--no-progress",
+            "--eval-episodes", "1", "--timesteps", "512"]
+    assert main([*base, "--agent", "sb3:PPO", "--run-name", "ppo", "--n-envs", "2",
+                 "--normalize", "--set", "n_steps=128", "batch_size=64", "n_epochs=1"]) == 0
+    rows = list(csv.DictReader((tmp_path / "ppo" / "progress.csv").open()))
+    logged = {t: float(rows[-1][f"imitation/{t}"]) for t in TERMS}
+    assert all(0.0 <= v <= 1.0 for v in logged.values()) and logged["pose"] > 0.1
+    assert (tmp_path / "ppo" / "vecnormalize.pkl").is_file()
+    assert main([*base, "--agent", "a2c", "--run-name", "a2c", "--set", "n_envs=2",
+                 "n_steps=32"]) == 0
+    assert torch.load(tmp_path / "a2c" / "model.pt", weights_only=True)["num_timesteps"] >= 512
+    # An episode earns between 0 and 1 per step, and lasts at least a step.
+    for run in ("ppo", "a2c"):
+        assert 0.0 < json.loads((tmp_path / run / "eval.json").read_text())["mean_reward"] <= 300
