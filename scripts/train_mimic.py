@@ -46,7 +46,7 @@ class TrainConfig:
     gamma: float = 0.95
     gae_lambda: float = 0.95
     clip_range: float = 0.2
-    log_std_init: float = -1.0  # exploration noise std ~0.37 of the action range
+    log_std_init: float = -2.0  # exploration noise std 0.135 of the action range (0.07 rad)
     net_arch: list[int] = field(default_factory=lambda: [512, 256])
     eval_every: int = 100_000  # steps; 0: only at the end
     eval_episodes: int = 5
