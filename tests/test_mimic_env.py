@@ -328,7 +328,7 @@ def test_task_reward_combines_with_imitation():
     env = MimicEnv(clip="walk", task=True, target_speed=1.2,
                    reward_config=RewardConfig(task_weight=0.3))
     obs, _ = env.reset(seed=4)
-    assert obs.shape == (227,) and obs[-1] == pytest.approx(1.2)
+    assert obs.shape == (255 + 3,) and obs[-1] == pytest.approx(1.2)
     _, reward, _, _, info = env.step(np.zeros(28, dtype=np.float32))
     assert reward == pytest.approx(0.7 * info["imitation_reward"] + 0.3 * info["task_reward"])
     # Hand values: on target at full speed -> 1; 1 m/s short -> exp(-2.5).

@@ -107,20 +107,21 @@ def _load_train_script():
 
 @pytest.mark.slow
 def test_short_ppo_run_improves_on_the_untrained_policy(tmp_path):
-    """PPO (4 subprocess envs, VecNormalize, the script's defaults) for 100k samples.
+    """PPO (4 subprocess envs, VecNormalize, the script's defaults) for 200k samples.
 
     The deterministic policy must survive >= 30% longer and earn a >= 30% higher normalised
-    return than the untrained one. The untrained policy's *per-step* imitation reward is already
-    about 0.65 (zero offsets track the reference until it falls), so a 30% per-step gain would
-    mean ~0.85, beyond what millions of samples reach; per step it must only not collapse.
+    return than the untrained one (measured here: episodes 35 -> 64 steps, normalised return
+    0.071 -> 0.142). Its *per-step* imitation reward rises less (0.61 -> 0.67): the untrained
+    policy's zero offsets already track the reference until it falls, so the issue's +30%
+    (~0.8 per step) is beyond 200k samples; per step it must not fall below the untrained one.
     """
     import json
 
     script = _load_train_script()
-    cfg = script.TrainConfig(timesteps=100_000, eval_every=0, video_every=0, checkpoint_every=0,
+    cfg = script.TrainConfig(timesteps=200_000, eval_every=0, video_every=0, checkpoint_every=0,
                              eval_episodes=10, logdir=str(tmp_path))
     untrained = script.make_ppo(cfg, script.make_venv(cfg))
-    env = MimicEnv(clip="walk")
+    env = MimicEnv(**script.env_kwargs(cfg))
     before = evaluate_imitation(untrained, env, episodes=10, seed=10_000).summary()
     untrained.get_env().close()
     script.train(cfg, tmp_path / "run")
@@ -128,7 +129,7 @@ def test_short_ppo_run_improves_on_the_untrained_policy(tmp_path):
     print(f"untrained {before}\ntrained {after}")  # shown with pytest -s
     assert after["mean_ep_length"] >= 1.3 * before["mean_ep_length"], (before, after)
     assert after["normalised_return"] >= 1.3 * before["normalised_return"], (before, after)
-    assert after["mean_imitation_reward"] >= 0.85 * before["mean_imitation_reward"], (before, after)
+    assert after["mean_imitation_reward"] >= before["mean_imitation_reward"], (before, after)
 
 
 def test_cli_trains_the_imitation_env_with_sb3_ppo_and_with_our_a2c(tmp_path):
