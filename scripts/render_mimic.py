@@ -44,6 +44,7 @@ def main() -> None:
     clip = args.clip
     character, betas = args.character or "humanoid3d", args.betas
     model = normalizer = None
+    run_kwargs = {}  # the run's env settings that change the observation or the actions
     if policy == "trained":
         if args.run is None:
             parser.error("--policy trained needs --run")
@@ -55,16 +56,18 @@ def main() -> None:
         clip = config["clip"]
         character = args.character or config.get("character", "humanoid3d")
         betas = args.betas if args.betas is not None else config.get("betas")
+        run_kwargs = {k: config[k] for k in ("reference_targets", "action_scale") if k in config}
         model = PPO.load(run / "model.zip", device="cpu")
         stats = run / "vecnormalize.pkl"
         if stats.exists():
-            dummy = DummyVecEnv([lambda: MimicEnv(clip=clip, character=character, betas=betas)])
+            dummy = DummyVecEnv([lambda: MimicEnv(clip=clip, character=character, betas=betas,
+                                                  **run_kwargs)])
             normalizer = VecNormalize.load(str(stats), dummy)
             normalizer.training = False
     env = MimicEnv(clip=clip, character=character, betas=betas, render_mode="rgb_array",
                    width=args.width, height=args.height,
                    rsi=False, early_termination=policy != "reference",
-                   episode_seconds=args.seconds)
+                   episode_seconds=args.seconds, **run_kwargs)
     obs, _ = env.reset(seed=args.seed)
     frames, rewards, done = [env.render()], [], False
     start = time.perf_counter()
