@@ -17,6 +17,7 @@ from mimicgym.training import (
     RunConfig,
     RunResult,
     _eval_summary,
+    is_imitation_env,
     new_run_dir,
     wrap_observation,
     write_json,
@@ -76,13 +77,6 @@ class _TqdmCallback:
         return Bar()
 
 
-def _is_imitation_env(env_id: str) -> bool:
-    import gymnasium as gym
-
-    spec = gym.spec(env_id)
-    return isinstance(spec.entry_point, str) and spec.entry_point.startswith("mimicgym.envs.mimic")
-
-
 def train_sb3(cfg: RunConfig) -> RunResult:
     from stable_baselines3.common.callbacks import CheckpointCallback
     from stable_baselines3.common.logger import configure
@@ -115,7 +109,7 @@ def train_sb3(cfg: RunConfig) -> RunResult:
             name_prefix="model", save_vecnormalize=cfg.normalize))
     if cfg.progress_bar:
         callbacks.append(_TqdmCallback(cfg.timesteps))
-    if _is_imitation_env(cfg.env):
+    if is_imitation_env(cfg.env):
         from mimicgym.envs.mimic.callbacks import reward_terms_callback
 
         callbacks.append(reward_terms_callback())  # imitation/<term> in TensorBoard

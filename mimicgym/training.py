@@ -192,6 +192,10 @@ def train(cfg: RunConfig) -> RunResult:
         "progress_bar": cfg.progress_bar,
         "reset_num_timesteps": cfg.resume is None,
     })
+    if is_imitation_env(cfg.env) and hasattr(agent, "last_info"):
+        from mimicgym.envs.mimic.callbacks import log_reward_terms
+
+        learn_kwargs["callback"] = log_reward_terms  # imitation/<term> in TensorBoard
     if "total_timesteps" in inspect.signature(agent.learn).parameters and not (
         budget.keys() & learn_kwargs.keys()
     ):
@@ -217,6 +221,12 @@ def train(cfg: RunConfig) -> RunResult:
     write_run_plots(run_dir, agent, env, logger.history)
     env.close()
     return RunResult(run_dir, model_path, returns, agent)
+
+
+def is_imitation_env(env_id: str) -> bool:
+    """Whether ``env_id`` is one of the motion-imitation envs (they report reward terms)."""
+    spec = gym.spec(env_id)
+    return isinstance(spec.entry_point, str) and spec.entry_point.startswith("mimicgym.envs.mimic")
 
 
 def _is_tabular(agent) -> bool:

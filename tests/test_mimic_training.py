@@ -148,9 +148,15 @@ def test_cli_trains_the_imitation_env_with_sb3_ppo_and_with_our_a2c(tmp_path):
     logged = {t: float(rows[-1][f"imitation/{t}"]) for t in TERMS}
     assert all(0.0 <= v <= 1.0 for v in logged.values()) and logged["pose"] > 0.1
     assert (tmp_path / "ppo" / "vecnormalize.pkl").is_file()
-    assert main([*base, "--agent", "a2c", "--run-name", "a2c", "--set", "n_envs=2",
-                 "n_steps=32"]) == 0
-    assert torch.load(tmp_path / "a2c" / "model.pt", weights_only=True)["num_timesteps"] >= 512
+    # 100 updates of 2 x 8 steps: A2C dumps its logs every 100 updates.
+    assert main([*base[:-1], "1600", "--agent", "a2c", "--run-name", "a2c", "--set", "n_envs=2",
+                 "n_steps=8"]) == 0
+    assert torch.load(tmp_path / "a2c" / "model.pt", weights_only=True)["num_timesteps"] >= 1600
+    history = json.loads((tmp_path / "a2c" / "progress.json").read_text())
+    ours = {t: history[f"imitation/{t}"][-1][1] for t in (*TERMS, "imitation_reward")}
+    assert all(0.0 <= v <= 1.0 for v in ours.values()) and ours["pose"] > 0.1
+    weights = np.array([0.65, 0.1, 0.15, 0.1])  # means of a weighted sum, step by step
+    assert ours["imitation_reward"] == pytest.approx(weights @ [ours[t] for t in TERMS], rel=1e-9)
     # An episode earns between 0 and 1 per step, and lasts at least a step.
     for run in ("ppo", "a2c"):
         assert 0.0 < json.loads((tmp_path / run / "eval.json").read_text())["mean_reward"] <= 300

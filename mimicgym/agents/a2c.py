@@ -194,7 +194,7 @@ class A2C(PolicyAgent):
                            else torch.as_tensor(self._obs[t], device=self.device))
                 actions = policy.distribution.sample(policy.actor(current), self.torch_rng)
             env_actions = actions_to_env(actions, self.action_space)
-            next_obs, rewards, terminated, truncated, _ = env.step(env_actions)
+            next_obs, rewards, terminated, truncated, self.last_info = env.step(env_actions)
             self._actions[t] = actions.cpu().numpy().reshape(self._actions[t].shape)
             self._rewards[t] = rewards
             self._terminated[t] = terminated

@@ -207,7 +207,7 @@ class DQN(TorchAgent):
                     action = int(rng.integers(self.n_actions))
                 else:
                     action = int(self._greedy(np.asarray(obs)[None])[0])
-                next_obs, reward, terminated, truncated, _ = env.step(action)
+                next_obs, reward, terminated, truncated, self.last_info = env.step(action)
                 self.replay_buffer.add(obs, action, reward, next_obs, terminated)
                 self._episode_actions.append(action)
                 self._episode_return += float(reward)

@@ -133,7 +133,7 @@ class Reinforce(PolicyAgent):
                 params = self.policy.actor(batch)
                 action = self.policy.distribution.sample(params, self.torch_rng)  # (1, ...)
             env_action = actions_to_env(action, self.action_space)[0]
-            obs, reward, terminated, truncated, _ = self.env.step(env_action)
+            obs, reward, terminated, truncated, self.last_info = self.env.step(env_action)
             observations.append(obs)
             actions.append(action[0])
             rewards.append(float(reward))

@@ -46,6 +46,9 @@ class TorchAgent(Agent):
         self.torch_rng = seed_everything(self.rng, self.device, self.deterministic)
         self._interrupt_requested = False
         self._n_updates = 0  # gradient steps over the agent's life
+        # The last env step's info (a vector env's: Gymnasium's dict of arrays with "_key"
+        # masks), for callbacks that log what the env reports, e.g. reward terms.
+        self.last_info: dict[str, Any] = {}
 
     def seeded_init(self) -> contextlib.AbstractContextManager:
         """Context for building networks: their initial weights follow from the agent's seed."""

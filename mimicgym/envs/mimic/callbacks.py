@@ -1,4 +1,5 @@
-"""Stable-baselines3 pieces for imitation runs: reward-term logging and deterministic evaluation.
+"""Training pieces for imitation runs: reward-term logging (stable-baselines3 and mimicgym's
+own agents) and deterministic evaluation.
 
 SB3 is imported inside the functions so the env package does not depend on it.
 """
@@ -101,3 +102,24 @@ def reward_terms_callback():
                 self.logger.record("imitation/normalised_return", float(np.mean(self._returns)))
 
     return RewardTerms()
+
+
+def log_reward_terms(agent) -> bool:
+    """``learn(callback=...)`` for mimicgym's own agents: the step's reward terms and imitation
+    reward into ``agent.logger`` as ``imitation/<term>``; the logger's dump averages them over
+    the steps since the last one, as the SB3 callback does per rollout.
+
+    Reads ``agent.last_info``: one env's info, or a vector env's dict of arrays, where the
+    ``_reward_terms`` mask leaves out sub-envs that were resetting on this step.
+    """
+    info = agent.last_info
+    terms = info.get("reward_terms")
+    if terms is None:
+        return True
+    stepped = info.get("_reward_terms", True)  # True: a single env's scalar info
+    series = {t: terms[t] for t in TERMS} | {"imitation_reward": info["imitation_reward"]}
+    for name, values in series.items():
+        values = np.asarray(values)[stepped]
+        if values.size:
+            agent.logger.record(f"imitation/{name}", float(values.mean()))
+    return True
