@@ -92,16 +92,21 @@ def train_sb3(cfg: RunConfig) -> RunResult:
             venv = VecNormalize.load(str(resumed_stats), venv)
         else:
             venv = VecNormalize(venv)
+    hyperparameters = dict(cfg.hyperparameters)
+    if is_imitation_env(cfg.env) and algo.__name__ == "PPO":
+        from mimicgym.envs.mimic.callbacks import DEEPMIMIC_PPO
+
+        hyperparameters = {**DEEPMIMIC_PPO, **hyperparameters}  # --set still overrides
     if cfg.resume:
         model = algo.load(cfg.resume, env=venv, device=cfg.device)
     else:
         model = algo(_policy_name(venv.observation_space), venv, seed=cfg.seed,
-                     device=cfg.device, verbose=0, **cfg.hyperparameters)
+                     device=cfg.device, verbose=0, **hyperparameters)
     # The run directory is made only once the model exists: a bad option leaves nothing behind.
     run_dir = new_run_dir(cfg)
     stats_path = run_dir / "vecnormalize.pkl"
     model.set_logger(configure(str(run_dir), ["tensorboard", "csv"]))
-    write_run_config(run_dir, cfg, f"stable_baselines3.{algo.__name__}", dict(cfg.hyperparameters))
+    write_run_config(run_dir, cfg, f"stable_baselines3.{algo.__name__}", hyperparameters)
     callbacks = []
     if cfg.checkpoint_freq:
         callbacks.append(CheckpointCallback(

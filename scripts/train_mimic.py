@@ -25,7 +25,11 @@ import gymnasium as gym  # noqa: E402
 import torch  # noqa: E402
 
 import mimicgym.envs  # noqa: E402,F401
-from mimicgym.envs.mimic.callbacks import evaluate_imitation, reward_terms_callback  # noqa: E402
+from mimicgym.envs.mimic.callbacks import (  # noqa: E402
+    DEEPMIMIC_PPO,
+    evaluate_imitation,
+    reward_terms_callback,
+)
 from mimicgym.envs.mimic.env import MimicEnv  # noqa: E402
 from mimicgym.utils.io import atomic_write  # noqa: E402
 
@@ -39,15 +43,17 @@ class TrainConfig:
     timesteps: int = 2_000_000
     n_envs: int = 4
     seed: int = 0
-    learning_rate: float = 3e-4
-    n_steps: int = 512  # per env and rollout
-    batch_size: int = 512
-    n_epochs: int = 5
-    gamma: float = 0.95
-    gae_lambda: float = 0.95
-    clip_range: float = 0.2
-    log_std_init: float = -2.0  # exploration noise std 0.135 of the action range (0.07 rad)
-    net_arch: list[int] = field(default_factory=lambda: [512, 256])
+    # PPO: the package's imitation defaults (DEEPMIMIC_PPO), as the CLI uses them.
+    learning_rate: float = DEEPMIMIC_PPO["learning_rate"]
+    n_steps: int = DEEPMIMIC_PPO["n_steps"]  # per env and rollout
+    batch_size: int = DEEPMIMIC_PPO["batch_size"]
+    n_epochs: int = DEEPMIMIC_PPO["n_epochs"]
+    gamma: float = DEEPMIMIC_PPO["gamma"]
+    gae_lambda: float = DEEPMIMIC_PPO["gae_lambda"]
+    clip_range: float = DEEPMIMIC_PPO["clip_range"]
+    log_std_init: float = DEEPMIMIC_PPO["policy_kwargs"]["log_std_init"]
+    net_arch: list[int] = field(
+        default_factory=lambda: list(DEEPMIMIC_PPO["policy_kwargs"]["net_arch"]["pi"]))
     eval_every: int = 100_000  # steps; 0: only at the end
     eval_episodes: int = 5
     video_every: int = 5  # every n-th evaluation writes an MP4 (0: never)

@@ -148,6 +148,9 @@ def test_cli_trains_the_imitation_env_with_sb3_ppo_and_with_our_a2c(tmp_path):
     logged = {t: float(rows[-1][f"imitation/{t}"]) for t in TERMS}
     assert all(0.0 <= v <= 1.0 for v in logged.values()) and logged["pose"] > 0.1
     assert (tmp_path / "ppo" / "vecnormalize.pkl").is_file()
+    used = json.loads((tmp_path / "ppo" / "config.json").read_text())["hyperparameters"]
+    assert used["gamma"] == used["gae_lambda"] == 0.95 and used["clip_range"] == 0.2  # DeepMimic's
+    assert used["n_steps"] == 128  # --set wins over the imitation defaults
     # 100 updates of 2 x 8 steps: A2C dumps its logs every 100 updates.
     assert main([*base[:-1], "1600", "--agent", "a2c", "--run-name", "a2c", "--set", "n_envs=2",
                  "n_steps=8"]) == 0
