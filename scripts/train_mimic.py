@@ -51,6 +51,7 @@ class TrainConfig:
     gamma: float = DEEPMIMIC_PPO["gamma"]
     gae_lambda: float = DEEPMIMIC_PPO["gae_lambda"]
     clip_range: float = DEEPMIMIC_PPO["clip_range"]
+    target_kl: float = 0.0  # > 0: stop a PPO update's epochs once the KL exceeds it
     log_std_init: float = DEEPMIMIC_PPO["policy_kwargs"]["log_std_init"]
     net_arch: list[int] = field(
         default_factory=lambda: list(DEEPMIMIC_PPO["policy_kwargs"]["net_arch"]["pi"]))
@@ -70,7 +71,7 @@ class TrainConfig:
                     f"TrainConfig.{name} must be in (0, 1], got {getattr(self, name)!r}")
         if self.learning_rate <= 0:
             raise ValueError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate!r}")
-        for name in ("eval_every", "video_every", "checkpoint_every"):
+        for name in ("eval_every", "video_every", "checkpoint_every", "target_kl"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
 
@@ -95,7 +96,8 @@ def make_ppo(cfg: TrainConfig, venv):
 
     return PPO("MlpPolicy", venv, learning_rate=cfg.learning_rate, n_steps=cfg.n_steps,
                batch_size=cfg.batch_size, n_epochs=cfg.n_epochs, gamma=cfg.gamma,
-               gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range, seed=cfg.seed, device="cpu",
+               gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range,
+               target_kl=cfg.target_kl or None, seed=cfg.seed, device="cpu",
                policy_kwargs={"log_std_init": cfg.log_std_init,
                               "net_arch": {"pi": cfg.net_arch, "vf": cfg.net_arch}})
 
