@@ -255,7 +255,7 @@ def test_training_flushes_subnormals_and_restores_the_setting():
     seen = []
     with flush_denormals():
         assert float(subnormal * 1.5) == 0.0  # what keeps Adam's tiny moments fast
-    assert float(subnormal * 1.5) > 0  # the process-wide setting is back for other code
+    assert float(subnormal * 1.5) > 0  # the global setting is back for other code
     agent = DQN("CartPole-v1", seed=0, learning_starts=10, train_freq=10, gradient_steps=1)
     agent.learn(20, callback=lambda a: seen.append(denormals_flushed()))
     assert seen == [True] * 20 and not denormals_flushed()

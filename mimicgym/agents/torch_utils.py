@@ -78,7 +78,8 @@ def flush_denormals() -> Iterator[None]:
     subnormal range, where every CPU operation on them is many times slower: on DQN's
     CartPole run this took the optimizer step from ~0.08 to ~0.5 ms. Values below
     1.2e-38 are far beneath float32 training noise, so flushing them changes nothing that
-    matters. Scoped, because the setting is process-wide and other code may rely on it.
+    matters. Scoped, because the setting is global state (the CPU's FTZ/DAZ flags) that
+    other code in the process may rely on.
     """
     previous = denormals_flushed()
     torch.set_flush_denormal(True)
