@@ -67,11 +67,15 @@ def plot(runs: list[dict], out: Path) -> None:
 
     fig, (ax_s, ax_h) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     colours = {"walk": "tab:blue", "run": "tab:orange"}
+    styles = ("o-", "s--", "^:", "d-.")  # the clip sets the colour, its n-th run the style
+    seen: dict[str, int] = {}
     for i, run in enumerate(runs):
         colour = colours.get(run["clip"], f"C{i + 2}")
+        style = styles[seen.get(run["clip"], 0) % len(styles)]
+        seen[run["clip"]] = seen.get(run["clip"], 0) + 1
         label = f"{run['clip']} ({run['name']})"
-        ax_s.plot(run["samples"], run["normalised_return"], "o-", ms=3, color=colour, label=label)
-        ax_h.plot(run["hours"], run["normalised_return"], "o-", ms=3, color=colour, label=label)
+        ax_s.plot(run["samples"], run["normalised_return"], style, ms=3, color=colour, label=label)
+        ax_h.plot(run["hours"], run["normalised_return"], style, ms=3, color=colour, label=label)
     for clip, (samples, ret) in PAPER.items():
         ax_s.plot(samples, ret, "*", ms=14, color=colours[clip], markeredgecolor="k",
                   label=f"DeepMimic {clip}: {ret} at {samples / 1e6:.0f}M")
