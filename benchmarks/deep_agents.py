@@ -144,17 +144,10 @@ def dqn_solve(quick: bool, seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict]:
     from mimicgym.agents.dqn import DQN
 
     seeds, budget = (seeds[:1], 20_000) if quick else (seeds, 50_000)
-    rows = []
-    for seed in seeds:
-        agent = DQN("CartPole-v1", seed=seed, device="cpu", net_arch=ZOO_NET, **SOLVE_DQN)
-        solved_at, seconds = _solve(agent, 5_000, budget)
-        mean, std = evaluate(agent.predict, "CartPole-v1", seed=CHECK_SEED)
-        rows.append(dict(benchmark="dqn_solve", agent="DQN (mimicgym)", env="CartPole-v1",
-                         seed=seed, steps=agent.num_timesteps, time_s=seconds,
-                         mean_return=mean, std_return=std,
-                         solved_at=solved_at[0] if solved_at else None,
-                         note="zoo + double_q, lr 1e-3; stop once solved"))
-    return rows
+    return [_solve_row("dqn_solve", "DQN (mimicgym)",
+                       DQN("CartPole-v1", seed=seed, device="cpu", net_arch=ZOO_NET, **SOLVE_DQN),
+                       5_000, budget, "zoo + double_q, lr 1e-3; stop once solved")
+            for seed in seeds]
 
 
 # ------------------------------------------------------------------------ REINFORCE, A2C
@@ -215,9 +208,10 @@ def a2c_speed(quick: bool, seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict]:
     return rows
 
 
-def _solve(agent, eval_every: int, budget: int) -> tuple[list[int], float]:
+def _solve_row(name: str, label: str, agent, eval_every: int, budget: int, note: str) -> dict:
     """Train until the greedy policy scores >= 475 on the evaluation episodes (checked
-    every ``eval_every`` steps) or ``budget`` steps pass; returns solved_at and seconds."""
+    every ``eval_every`` steps) or ``budget`` steps pass; the row reports when, and the
+    return on 20 *other* episodes."""
     solved_at: list[int] = []
 
     def stop_when_solved(a) -> bool:
@@ -230,7 +224,12 @@ def _solve(agent, eval_every: int, budget: int) -> tuple[list[int], float]:
 
     start = time.perf_counter()
     agent.learn(budget, callback=stop_when_solved)
-    return solved_at, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    mean, std = evaluate(agent.predict, "CartPole-v1", seed=CHECK_SEED)
+    return dict(benchmark=name, agent=label, env="CartPole-v1", seed=agent.seed,
+                steps=agent.num_timesteps,
+                time_s=seconds, mean_return=mean, std_return=std,
+                solved_at=solved_at[0] if solved_at else None, note=note)
 
 
 @benchmark("a2c_solve")
@@ -239,17 +238,9 @@ def a2c_solve(quick: bool, seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict]:
     every 10k steps; the reported return comes from 20 *other* episodes (as dqn_solve)."""
     from mimicgym.agents.a2c import A2C
 
-    rows = []
-    for seed in seeds[:1] if quick else seeds:
-        agent = A2C("CartPole-v1", seed=seed, device="cpu")
-        solved_at, seconds = _solve(agent, 10_000, 300_000)
-        mean, std = evaluate(agent.predict, "CartPole-v1", seed=CHECK_SEED)
-        rows.append(dict(benchmark="a2c_solve", agent="A2C (mimicgym)", env="CartPole-v1",
-                         seed=seed, steps=agent.num_timesteps, time_s=seconds,
-                         mean_return=mean, std_return=std,
-                         solved_at=solved_at[0] if solved_at else None,
-                         note="defaults (zoo settings); stop once solved"))
-    return rows
+    return [_solve_row("a2c_solve", "A2C (mimicgym)", A2C("CartPole-v1", seed=seed, device="cpu"),
+                       10_000, 300_000, "defaults (zoo settings); stop once solved")
+            for seed in (seeds[:1] if quick else seeds)]
 
 
 @benchmark("reinforce_solve")
@@ -258,17 +249,10 @@ def reinforce_solve(quick: bool, seeds: tuple[int, ...] = (0, 1, 2)) -> list[dic
     update, normalised advantages) within 300k steps? Protocol as ``a2c_solve``."""
     from mimicgym.agents.reinforce import Reinforce
 
-    rows = []
-    for seed in seeds[:1] if quick else seeds:
-        agent = Reinforce("CartPole-v1", seed=seed, device="cpu")
-        solved_at, seconds = _solve(agent, 10_000, 300_000)
-        mean, std = evaluate(agent.predict, "CartPole-v1", seed=CHECK_SEED)
-        rows.append(dict(benchmark="reinforce_solve", agent="REINFORCE (mimicgym)",
-                         env="CartPole-v1", seed=seed, steps=agent.num_timesteps,
-                         time_s=seconds, mean_return=mean, std_return=std,
-                         solved_at=solved_at[0] if solved_at else None,
-                         note="defaults; stop once solved"))
-    return rows
+    return [_solve_row("reinforce_solve", "REINFORCE (mimicgym)",
+                       Reinforce("CartPole-v1", seed=seed, device="cpu"), 10_000, 300_000,
+                       "defaults; stop once solved")
+            for seed in (seeds[:1] if quick else seeds)]
 
 
 # ------------------------------------------------------------------------------ driver

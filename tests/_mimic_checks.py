@@ -21,6 +21,21 @@ def random_rollout_episodes(env, steps: int) -> int:
     return episodes
 
 
+def check_rsi(env, n_seeds: int) -> None:
+    """Reference state initialisation: each reset puts the state exactly on the reference at
+    a phase of its own, and the observation ends with that phase."""
+    phases = set()
+    for seed in range(n_seeds):
+        obs, info = env.reset(seed=seed)
+        qpos, qvel = env.ref.state(env.reference_step)
+        np.testing.assert_array_equal(env.data.qpos, qpos)
+        np.testing.assert_array_equal(env.data.qvel, qvel)
+        assert obs.shape == env.observation_space.shape
+        assert abs(obs[-1] - info["phase"]) <= 1e-6
+        phases.add(round(info["phase"], 6))
+    assert len(phases) == n_seeds
+
+
 def ghost_coverage(env, frame: np.ndarray) -> float:
     """Fraction of pixels that the translucent reference ghost changes in ``frame``."""
     alone = env._renderer.render(env.data.qpos)  # the same scene without the ghost

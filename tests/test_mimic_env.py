@@ -21,7 +21,7 @@ from mimicgym.envs.mimic.env import MimicEnv
 from mimicgym.envs.mimic.reference import ReferenceMotion, clip_to_qpos
 from mimicgym.motion.deepmimic import load_deepmimic
 from mimicgym.motion.rotations import quat_to_matrix
-from _mimic_checks import ghost_coverage, random_rollout_episodes
+from _mimic_checks import check_rsi, ghost_coverage, random_rollout_episodes
 
 pytest.importorskip("pybullet_data")
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "deepmimic"
@@ -219,15 +219,7 @@ def test_observation_carries_the_next_reference_pose_as_a_target(walk_env):
 
 def test_reference_state_initialisation(walk_env):
     env = walk_env
-    phases = set()
-    for seed in range(8):
-        obs, info = env.reset(seed=seed)
-        qpos, qvel = env.ref.state(env.reference_step)
-        np.testing.assert_array_equal(env.data.qpos, qpos)
-        np.testing.assert_array_equal(env.data.qvel, qvel)
-        assert obs[-1] == pytest.approx(info["phase"], abs=1e-6)
-        phases.add(round(info["phase"], 6))
-    assert len(phases) == 8
+    check_rsi(env, 8)
     fixed = MimicEnv(clip="walk", rsi=False)
     for seed in range(3):
         _, info = fixed.reset(seed=seed)
