@@ -60,7 +60,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--wrapper", choices=["onehot", "image"], help="observation wrapper")
     p.add_argument("--n-envs", type=int, help="parallel envs (sb3 algorithms)")
     p.add_argument("--subproc", action="store_true", default=None, help="subprocess vector env (sb3)")
-    p.add_argument("--normalize", action="store_true", default=None, help="VecNormalize (sb3)")
+    p.add_argument("--normalize", action="store_true", default=None,
+                   help="normalise observations (sb3: VecNormalize; a2c, reinforce: in the network)")
     p.add_argument("--device", help="auto | cpu | cuda")
     p.add_argument("--eval-episodes", type=int)
     p.add_argument("--checkpoint-freq", type=int, help="steps between checkpoints")

@@ -42,7 +42,9 @@ class RunConfig:
     wrapper: str | None = None  # observation wrapper for deep agents: "onehot" | "image"
     n_envs: int = 1  # parallel envs for stable-baselines3 algorithms
     subproc: bool = False  # SubprocVecEnv instead of DummyVecEnv (sb3)
-    normalize: bool = False  # VecNormalize observations and rewards (sb3)
+    # Observation normalisation: VecNormalize (observations and rewards) for sb3, the
+    # network's running statistics (``normalize_observations``) for our policy-gradient agents.
+    normalize: bool = False
     device: str = "auto"
     eval_episodes: int = 20
     checkpoint_freq: int = 0  # steps between checkpoints (0: only at the end)
@@ -180,12 +182,19 @@ def train(cfg: RunConfig) -> RunResult:
     from mimicgym.agents import Logger, get_agent_class
 
     agent_cls = get_agent_class(cfg.agent)
+    hyperparameters = dict(cfg.hyperparameters)
+    if cfg.normalize:
+        fields = getattr(getattr(agent_cls, "Config", None), "__dataclass_fields__", {})
+        if "normalize_observations" not in fields:
+            raise ValueError(f"--normalize: agent {cfg.agent!r} has no observation normalisation "
+                             f"(a2c and reinforce have; sb3 agents use VecNormalize)")
+        hyperparameters["normalize_observations"] = True
     env = make_agent_env(agent_cls, cfg)
     if cfg.resume:
         agent = agent_cls.load(cfg.resume, env=env)
     else:
         extra = _accepted(agent_cls.__init__, {"device": cfg.device})
-        agent = agent_cls(env, seed=cfg.seed, **extra, **cfg.hyperparameters)
+        agent = agent_cls(env, seed=cfg.seed, **extra, **hyperparameters)
     budget = {"total_timesteps": cfg.timesteps, "total_episodes": cfg.episodes}
     learn_kwargs = _accepted(agent.learn, {
         **{k: v for k, v in budget.items() if v is not None},

@@ -55,6 +55,7 @@ class A2CConfig:
     rms_prop_eps: float = 1e-5
     log_std_init: float = 0.0
     ortho_init: bool = True
+    normalize_observations: bool = False  # running mean/std in the network (VecNormalize's)
 
     def __post_init__(self):
         check_positive("learning_rate", self.learning_rate)
@@ -119,7 +120,7 @@ class A2C(PolicyAgent):
         with self.seeded_init():
             self.policy = ActorCritic(self.observation_space, self.action_space, cfg.net_arch,
                                       cfg.activation, cfg.shared_actor_critic, cfg.log_std_init,
-                                      cfg.ortho_init).to(self.device)
+                                      cfg.ortho_init, cfg.normalize_observations).to(self.device)
         if cfg.use_rms_prop:  # SB3's RMSprop settings (TF-like alpha and eps)
             self.optimizer = torch.optim.RMSprop(self.policy.parameters(), lr=cfg.learning_rate,
                                                  alpha=0.99, eps=cfg.rms_prop_eps, foreach=True)
@@ -258,6 +259,8 @@ class A2C(PolicyAgent):
         for name in ("policy_loss", "value_loss", "entropy_loss", "loss"):
             check_finite(name, terms[name], self.num_timesteps)
         self._gradient_step(loss, cfg.max_grad_norm)
+        # After the step: the next rollout is acted on and trained with the same statistics.
+        policy.update_observation_statistics(obs[:T * N])
         for name, value in terms.items():
             self.logger.record(f"train/{name}", value)
         self.logger.record("train/explained_variance",

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mimicgym.agents.networks import make_encoder, mlp
+from mimicgym.agents.normalization import RunningObservationNormalizer
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -103,14 +104,24 @@ class ActorCritic(nn.Module):
     encoder is the identity-like flatten/one-hot for vectors, the CNN for images).
     Orthogonal initialisation follows SB3/A2C: gain sqrt(2) in hidden layers, 0.01 on the
     policy head (near-uniform initial policy), 1 on the value head.
+    ``normalize_observations`` puts a :class:`RunningObservationNormalizer` in front (float
+    ``Box`` observations only); the agent updates its statistics.
     """
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space,
                  net_arch: Sequence[int] | dict = (64, 64), activation: str = "tanh",
-                 shared: bool = False, log_std_init: float = 0.0, ortho_init: bool = True):
+                 shared: bool = False, log_std_init: float = 0.0, ortho_init: bool = True,
+                 normalize_observations: bool = False):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.obs_normalizer: RunningObservationNormalizer | None = None
+        if normalize_observations:
+            if not (isinstance(observation_space, gym.spaces.Box)
+                    and np.issubdtype(observation_space.dtype, np.floating)):
+                raise ValueError(f"normalize_observations needs a float Box observation space, "
+                                 f"got {observation_space}")
+            self.obs_normalizer = RunningObservationNormalizer(observation_space.shape)
         act = ACTIVATIONS[activation]
         pi_arch, vf_arch = split_net_arch(net_arch)
         if shared and isinstance(net_arch, dict):
@@ -136,19 +147,29 @@ class ActorCritic(nn.Module):
             nn.init.orthogonal_(head.weight, gain=gain)
             nn.init.zeros_(head.bias)
 
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.obs_normalizer is not None:
+            obs = self.obs_normalizer(obs)
+        return self.encoder(obs)
+
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Distribution parameters ``(B, n_params)`` and values ``(B,)`` in one pass."""
-        features = self.encoder(obs)
+        features = self.features(obs)
         pi_latent = self.pi_net(features)
         vf_latent = pi_latent if self.shared else self.vf_net(features)
         return self.action_head(pi_latent), self.value_head(vf_latent).squeeze(-1)
 
     def actor(self, obs: torch.Tensor) -> torch.Tensor:
         """Distribution parameters only: what acting needs (the critic is skipped)."""
-        return self.action_head(self.pi_net(self.encoder(obs)))
+        return self.action_head(self.pi_net(self.features(obs)))
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.value_head(self.vf_net(self.encoder(obs))).squeeze(-1)
+        return self.value_head(self.vf_net(self.features(obs))).squeeze(-1)
+
+    def update_observation_statistics(self, obs: torch.Tensor) -> None:
+        """Merge a batch into the normaliser's statistics (no-op without one)."""
+        if self.obs_normalizer is not None:
+            self.obs_normalizer.update(obs)
 
 
 def actions_to_env(actions: torch.Tensor, action_space: gym.Space) -> np.ndarray:

@@ -47,6 +47,7 @@ class ReinforceConfig:
     activation: str = "tanh"
     log_std_init: float = 0.0
     ortho_init: bool = True
+    normalize_observations: bool = False  # running mean/std in the network (VecNormalize's)
 
     def __post_init__(self):
         check_positive("learning_rate", self.learning_rate)
@@ -87,7 +88,7 @@ class Reinforce(PolicyAgent):
             # Separate actor and critic MLPs: the baseline must not shape the policy features.
             self.policy = ActorCritic(self.observation_space, self.action_space, cfg.net_arch,
                                       cfg.activation, False, cfg.log_std_init,
-                                      cfg.ortho_init).to(self.device)
+                                      cfg.ortho_init, cfg.normalize_observations).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate)
 
     # ----------------------------------------------------------------- training loop
@@ -186,6 +187,8 @@ class Reinforce(PolicyAgent):
                              ("entropy_loss", entropy_loss), ("loss", loss)):
             check_finite(name, tensor.detach(), self.num_timesteps)
         self._gradient_step(loss, cfg.max_grad_norm)
+        # After the step: the next batch is played and trained with the same statistics.
+        policy.update_observation_statistics(obs)
         rec = self.logger.record
         rec("train/loss", loss.item())
         rec("train/policy_loss", policy_loss.item())
