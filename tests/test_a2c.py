@@ -138,6 +138,14 @@ def test_cartpole_improves():
         assert key in agent.logger.history
 
 
+def test_a_run_shorter_than_the_log_interval_still_logs_at_its_end():
+    agent = A2C("CartPole-v1", seed=0, device="cpu").learn(400, log_interval=100)  # 10 updates
+    assert [step for step, _ in agent.logger.history["train/loss"]] == [400]
+    # The interval counts the agent's updates (12, 16, 20); the last one is also the end.
+    agent.learn(400, reset_num_timesteps=False, log_interval=4)
+    assert [step for step, _ in agent.logger.history["train/loss"]] == [400, 480, 640, 800]
+
+
 def test_evaluate_policy_single_and_batched():
     agent = A2C("CartPole-v1", seed=0, device="cpu")
     agent.learn(20_000)

@@ -182,6 +182,7 @@ class A2C(PolicyAgent):
                 if log_interval and self._n_updates % log_interval == 0:
                     self._dump_logs(start_steps, start_time)
                 self._check_interrupt()
+            self._dump_remaining_logs(log_interval, start_steps, start_time)
         return self
 
     def _collect_rollout(self, callback: Callback | None) -> bool:

@@ -231,6 +231,7 @@ class DQN(TorchAgent):
                 if callback is not None and callback(self) is False:
                     break
                 self._check_interrupt()
+            self._dump_remaining_logs(log_interval, start_steps, start_time)
         if bar is not None:
             bar.update(self.num_timesteps - bar.n)
             bar.close()

@@ -35,6 +35,11 @@ class Logger:
     def record(self, key: str, value: float) -> None:
         self._pending[key].append(float(value))
 
+    @property
+    def has_pending(self) -> bool:
+        """Whether values were recorded since the last dump."""
+        return any(self._pending.values())
+
     def dump(self, step: int) -> dict[str, float]:
         """Write the mean of each pending key at ``step``; return what was written."""
         written = {k: float(np.mean(v)) for k, v in self._pending.items() if v}

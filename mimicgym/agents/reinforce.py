@@ -121,6 +121,7 @@ class Reinforce(PolicyAgent):
                 if log_interval and self._n_updates % log_interval == 0:
                     self._dump_logs(start_steps, start_time)
                 self._check_interrupt()
+            self._dump_remaining_logs(log_interval, start_steps, start_time)
         return self
 
     def _play_episode(self, callback: Callback | None) -> dict[str, np.ndarray] | None:

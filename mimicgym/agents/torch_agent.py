@@ -68,6 +68,12 @@ class TorchAgent(Agent):
         self.logger.record("train/n_updates", self._n_updates)
         self.logger.dump(self.num_timesteps)
 
+    def _dump_remaining_logs(self, log_interval: int, start_steps: int, start_time: float) -> None:
+        """At the end of ``learn``: what was recorded since the last interval's dump, so runs
+        shorter than one interval log too (SB3 drops it)."""
+        if log_interval and self.logger.has_pending:
+            self._dump_logs(start_steps, start_time)
+
     def _extra_state(self, save_replay_buffer: bool) -> dict[str, Any]:
         """State beyond modules/optimizers/counters; subclasses extend it (buffers, schedules)."""
         return {"n_updates": self._n_updates}
