@@ -135,6 +135,21 @@ def test_betas_change_masses_and_lengths_and_feet_stay_grounded(betas, smpl):
     assert -0.001 < sole.min() < 0.001 and sole.max() < 0.03
 
 
+def test_upper_envelope_covers_the_signal_smoothly():
+    from mimicgym.envs.mimic.reference import upper_envelope
+
+    x = np.zeros(12)
+    x[5], x[6] = 1.0, 0.5
+    np.testing.assert_allclose(upper_envelope(x, 2), [0, .2, .4, .6, .8, 1, .9, .7, .5, .3, .1, 0])
+    spike = np.zeros(8)
+    spike[0] = 1.0  # a looping signal's spike reaches round to its end
+    np.testing.assert_allclose(upper_envelope(spike, 1, wrap=True),
+                               [1, 2 / 3, 1 / 3, 0, 0, 0, 1 / 3, 2 / 3])
+    noise = np.random.default_rng(0).random(50)
+    assert (upper_envelope(noise, 3) >= noise).all()
+    np.testing.assert_array_equal(upper_envelope(noise, 0), noise)
+
+
 def test_deepmimic_run_is_grounded_at_its_stance_level_not_its_deepest_heel_strike():
     # DeepMimic's run dips a heel 6 cm below its stance level at heel strike; grounding the
     # whole clip on that point left the SMPL run 7 cm above the floor on its median frame.
