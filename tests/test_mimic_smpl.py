@@ -146,7 +146,7 @@ def test_upper_envelope_covers_the_signal_smoothly():
     np.testing.assert_allclose(upper_envelope(spike, 1, wrap=True),
                                [1, 2 / 3, 1 / 3, 0, 0, 0, 1 / 3, 2 / 3])
     noise = np.random.default_rng(0).random(50)
-    assert (upper_envelope(noise, 3) >= noise).all()
+    assert (upper_envelope(noise, 3) >= noise - 1e-12).all()  # up to the mean's rounding
     np.testing.assert_array_equal(upper_envelope(noise, 0), noise)
 
 
