@@ -214,7 +214,8 @@ def _solve_row(name: str, label: str, agent, eval_every: int, budget: int, note:
     return on 20 *other* episodes."""
     solved_at: list[int] = []
 
-    def stop_when_solved(a) -> bool:
+    def stop_when_solved(locals_, globals_) -> bool:  # SB3's callable callback protocol
+        a = locals_["self"]
         if a.num_timesteps % eval_every:
             return True
         if evaluate(a.predict, "CartPole-v1")[0] >= 475:

@@ -216,9 +216,10 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
     path = tmp_path / "interrupted.pt"
     agent = A2C("CartPole-v1", seed=0, device="cpu", checkpoint_path=path)
 
-    def press_ctrl_c(a):
-        if a.num_timesteps == 400:
+    def press_ctrl_c(locals_, globals_):
+        if locals_["self"].num_timesteps == 400:
             os.kill(os.getpid(), signal.SIGINT)
+        return True
 
     with pytest.raises(KeyboardInterrupt, match="checkpoint saved"):
         agent.learn(10_000, callback=press_ctrl_c)

@@ -66,7 +66,8 @@ def test_exploration_rate_during_learning():
     agent = DQN("CartPole-v1", learning_starts=10_000, exploration_fraction=0.5,
                 exploration_initial_eps=1.0, exploration_final_eps=0.2)
     rates = {}
-    agent.learn(100, callback=lambda a: rates.__setitem__(a.num_timesteps, a.exploration_rate))
+    agent.learn(100, callback=lambda l, g: not rates.__setitem__(l["self"].num_timesteps,
+                                                                    l["self"].exploration_rate))
     assert rates[25] == pytest.approx(0.6) and rates[50] == pytest.approx(0.2)
     assert rates[100] == pytest.approx(0.2)
 
@@ -79,8 +80,9 @@ def test_hard_target_update_every_interval_env_steps(monkeypatch):
     monkeypatch.setattr(agent, "update_target",
                         lambda tau: (calls.append(agent.num_timesteps), original(tau)))
     in_sync = {}
-    agent.learn(50, callback=lambda a: in_sync.__setitem__(a.num_timesteps, all(
-        torch.equal(p, q) for p, q in zip(a.q_net.parameters(), a.q_target.parameters()))))
+    # SB3's callable protocol: (locals, globals) after every step; anything falsy stops
+    agent.learn(50, callback=lambda l, g: not in_sync.__setitem__(agent.num_timesteps, all(
+        torch.equal(p, q) for p, q in zip(agent.q_net.parameters(), agent.q_target.parameters()))))
     assert calls == [7, 14, 21, 28, 35, 42, 49]
     # training rounds run at steps 25, 30, 35...: the copy at step 28 syncs the nets until
     # the round at step 30 moves the online net away again
@@ -203,9 +205,10 @@ def test_interrupted_run_resumes_bit_identically(tmp_path):
     ckpt = tmp_path / "dqn.pt"
     first = DQN("CartPole-v1", seed=1, checkpoint_path=ckpt, **hp)
 
-    def ctrl_c(agent):
-        if agent.num_timesteps == stop_at:
+    def ctrl_c(locals_, globals_):
+        if locals_["self"].num_timesteps == stop_at:
             os.kill(os.getpid(), signal.SIGINT)  # the real Ctrl-C path
+        return True
 
     with pytest.raises(KeyboardInterrupt, match=f"step {stop_at}; checkpoint saved"):
         first.learn(total, callback=ctrl_c)
@@ -257,7 +260,7 @@ def test_training_flushes_subnormals_and_restores_the_setting():
         assert float(subnormal * 1.5) == 0.0  # what keeps Adam's tiny moments fast
     assert float(subnormal * 1.5) > 0  # the global setting is back for other code
     agent = DQN("CartPole-v1", seed=0, learning_starts=10, train_freq=10, gradient_steps=1)
-    agent.learn(20, callback=lambda a: seen.append(denormals_flushed()))
+    agent.learn(20, callback=lambda l, g: not seen.append(denormals_flushed()))
     assert seen == [True] * 20 and not denormals_flushed()
 
 

@@ -96,8 +96,10 @@ def test_learn_budgets_callback_and_progress_bar():
     assert agent.num_timesteps == 777
     assert sum(agent.episode_stats.lengths) <= 777  # the cut episode is not counted
     seen = []
-    agent.learn(total_episodes=100, callback=lambda a: seen.append(a.num_episodes) or len(seen) < 3,
-                progress_bar=True)
+    # SB3's callable protocol: called after every step with (locals, globals)
+    agent.learn(total_episodes=100, progress_bar=True,
+                callback=lambda l, g: not l["dones"][0] or seen.append(l["self"].num_episodes)
+                or len(seen) < 3)
     assert len(seen) == 3 and agent.num_episodes == seen[-1]
     with pytest.raises(ValueError, match="total_timesteps or total_episodes"):
         agent.learn()

@@ -16,7 +16,6 @@ times ``n_envs``, reset steps included.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,13 +23,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from mimicgym.agents.base import check_positive, check_probability
-from mimicgym.agents.logging import EpisodeStats
+from mimicgym.agents.base import check_positive, check_positive_int, check_probability
+from mimicgym.agents.callbacks import MaybeCallback, vector_infos
 from mimicgym.agents.policies import (ACTIVATIONS, ActorCritic, DiagGaussianDistribution,
                                      actions_to_env, split_net_arch)
 from mimicgym.agents.returns import explained_variance, gae, nstep_returns
-from mimicgym.agents.torch_agent import Callback, PolicyAgent
-from mimicgym.agents.torch_utils import check_finite, derive_seed, flush_denormals
+from mimicgym.agents.torch_agent import PolicyAgent
+from mimicgym.agents.torch_utils import check_finite, derive_seed
+from mimicgym.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -60,13 +60,9 @@ class A2CConfig:
     def __post_init__(self):
         check_positive("learning_rate", self.learning_rate)
         for name in ("n_steps", "n_envs"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if self.n_step_return is not None and (
-                not isinstance(self.n_step_return, (int, np.integer)) or self.n_step_return <= 0):
-            raise ValueError(f"n_step_return must be a positive int or None, "
-                             f"got {self.n_step_return!r}")
+            check_positive_int(name, getattr(self, name))
+        if self.n_step_return is not None:
+            check_positive_int("n_step_return", self.n_step_return)
         check_probability("gamma", self.gamma)
         check_probability("gae_lambda", self.gae_lambda)
         check_positive("ent_coef", self.ent_coef, allow_zero=True)
@@ -74,12 +70,12 @@ class A2CConfig:
         check_positive("max_grad_norm", self.max_grad_norm)
         check_positive("rms_prop_eps", self.rms_prop_eps)
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
-                             f"got {self.activation!r}")
+            raise ConfigError(f"activation must be one of {sorted(ACTIVATIONS)}, "
+                              f"got {self.activation!r}")
         pi, _ = split_net_arch(self.net_arch)  # validates widths and dict keys
         if self.shared_actor_critic and (isinstance(self.net_arch, dict) or not pi):
-            raise ValueError(f"shared_actor_critic needs a non-empty list net_arch, "
-                             f"got {self.net_arch!r}")
+            raise ConfigError(f"shared_actor_critic needs a non-empty list net_arch, "
+                              f"got {self.net_arch!r}")
         if not isinstance(self.net_arch, dict):
             self.net_arch = [int(w) for w in self.net_arch]
 
@@ -104,6 +100,7 @@ class A2C(PolicyAgent):
 
     Config = A2CConfig
     vectorized = True
+    logs_per_episode = False
     _modules = ("policy",)
     _optimizers = ("optimizer",)
 
@@ -147,76 +144,67 @@ class A2C(PolicyAgent):
         self._truncated = np.zeros((T, N), dtype=bool)
         self._valid = np.zeros((T, N), dtype=bool)
 
-    # ----------------------------------------------------------------- acting
     # ----------------------------------------------------------------- training loop
-    def learn(self, total_timesteps: int, callback: Callback | None = None,
-              progress_bar: bool = False, reset_num_timesteps: bool = True,
-              log_interval: int = 100) -> "A2C":
-        """Train for ``total_timesteps`` env steps (rounded up to whole rollouts).
-
-        ``callback(agent)`` runs after every vector step; returning False stops training.
-        Logs are dumped every ``log_interval`` updates. ``reset_num_timesteps=False``
-        continues the counters of a previous ``learn`` or a loaded checkpoint.
-        """
-        if int(total_timesteps) <= 0:
-            raise ValueError(f"total_timesteps must be > 0, got {total_timesteps!r}")
-        if reset_num_timesteps:
-            self.num_timesteps, self.num_episodes = 0, 0
-            self.episode_stats = EpisodeStats()
-        if reset_num_timesteps or self._last_obs is None:
-            self._last_obs, _ = self.env.reset(seed=derive_seed(self.rng))
-            self._last_done[:] = False
-            self._episode_return[:] = 0.0
-            self._episode_length[:] = 0
-        end = self.num_timesteps + int(total_timesteps)
-        start_steps, start_time = self.num_timesteps, time.perf_counter()
-        from tqdm.auto import tqdm
-
-        with self._interrupt_guard(), flush_denormals(), tqdm(
-                total=int(total_timesteps), unit="step", disable=not progress_bar) as bar:
-            while self.num_timesteps < end:
+    def learn(self, total_timesteps: int, *, callback: MaybeCallback = None,
+              log_interval: int = 100, progress_bar: bool = False,
+              reset_num_timesteps: bool = True) -> "A2C":
+        """Train for ``total_timesteps`` env steps (rounded up to whole rollouts); dump the
+        logs every ``log_interval`` updates. ``reset_num_timesteps=False`` continues the
+        counters of a previous ``learn`` or a loaded checkpoint."""
+        with self._learning(total_timesteps, callback, progress_bar, reset_num_timesteps,
+                            log_interval) as callback:
+            if reset_num_timesteps or self._last_obs is None:
+                self._last_obs, _ = self.env.reset(seed=derive_seed(self.rng))
+                self._last_done[:] = False
+                self._episode_return[:] = 0.0
+                self._episode_length[:] = 0
+            while self.num_timesteps < self._total_timesteps and not self._interrupt:
                 if not self._collect_rollout(callback):
                     break
                 self._train()
-                bar.update(self.config.n_steps * self.config.n_envs)
+                self._update_progress()
                 if log_interval and self._n_updates % log_interval == 0:
-                    self._dump_logs(start_steps, start_time)
-                self._check_interrupt()
-            self._dump_remaining_logs(log_interval, start_steps, start_time)
+                    self._dump_logs()
         return self
 
-    def _collect_rollout(self, callback: Callback | None) -> bool:
+    def _collect_rollout(self, callback) -> bool:
         """Fill the rollout arrays with ``n_steps`` vector steps; False if the callback stopped."""
         cfg, policy, env = self.config, self.policy, self.env
         obs_t = torch.from_numpy(self._obs) if self.device.type == "cpu" else None
         self._obs[0] = self._last_obs
+        if callback is not None:
+            callback.on_rollout_start()
         for t in range(cfg.n_steps):
             with torch.inference_mode():
                 current = (obs_t[t] if obs_t is not None
                            else torch.as_tensor(self._obs[t], device=self.device))
                 actions = policy.distribution.sample(policy.actor(current), self.torch_rng)
             env_actions = actions_to_env(actions, self.action_space)
-            next_obs, rewards, terminated, truncated, self.last_info = env.step(env_actions)
+            next_obs, rewards, terminated, truncated, info = env.step(env_actions)
             self._actions[t] = actions.cpu().numpy().reshape(self._actions[t].shape)
             self._rewards[t] = rewards
             self._terminated[t] = terminated
             self._truncated[t] = truncated
             self._valid[t] = ~self._last_done
             self._obs[t + 1] = next_obs
-            self._track_episodes(rewards, terminated | truncated)
+            dones = terminated | truncated
+            self._track_episodes(rewards, dones)
             self.num_timesteps += cfg.n_envs
-            if callback is not None and callback(self) is False:
+            if callback is not None and not self._step_callback(
+                    callback, new_obs=next_obs, rewards=rewards, dones=dones,
+                    infos=vector_infos(info, cfg.n_envs), actions=env_actions):
                 self._last_obs = next_obs
                 return False
         self._last_obs = self._obs[-1].copy()
+        if callback is not None:
+            callback.on_rollout_end()
         return True
 
     def _track_episodes(self, rewards: np.ndarray, done: np.ndarray) -> None:
         self._episode_return += rewards
         self._episode_length += ~self._last_done
         for i in np.flatnonzero(done):
-            self.episode_stats.add(self._episode_return[i], self._episode_length[i])
-            self.num_episodes += 1
+            self._finish_episode(self._episode_return[i], self._episode_length[i])
         self._episode_return[done] = 0.0
         self._episode_length[done] = 0
         self._last_done = done

@@ -7,19 +7,28 @@ validates them with errors that name the field and the value.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import time
 import zipfile
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import gymnasium as gym
 import numpy as np
 
 import mimicgym
+from mimicgym.agents.callbacks import MaybeCallback, SingleEnvView, as_callback
 from mimicgym.agents.logging import EpisodeStats, Logger
+from mimicgym.errors import CheckpointError, ConfigError
 from mimicgym.utils.io import atomic_save_npz
+from mimicgym.utils.progress import ProgressBar
 from mimicgym.utils.seeding import make_rng
+from mimicgym.utils.signals import InterruptFlag, interrupt_requests
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.callbacks import BaseCallback
 
 
 def make_env(env: gym.Env | str, **kwargs) -> gym.Env:
@@ -36,20 +45,27 @@ def env_id(env: gym.Env | None) -> str | None:
     return spec.id if spec is not None else None
 
 
+def _number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    number = _number(name, value)
+    if not np.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
+        raise ConfigError(f"{name} must be {bound}, got {value!r}")
 
 
 def check_probability(name: str, value: float) -> None:
-    if not (0.0 <= value <= 1.0):
-        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+    if not (0.0 <= _number(name, value) <= 1.0):
+        raise ConfigError(f"{name} must lie in [0, 1], got {value!r}")
 
 
 def check_positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+        raise ConfigError(f"{name} must be a positive int, got {value!r}")
 
 
 def check_policy(policy, shape: tuple[int, int]) -> np.ndarray:
@@ -71,17 +87,27 @@ def epsilon_greedy_probabilities(q_values: np.ndarray, epsilon: float) -> np.nda
 
 
 class Agent:
-    """Base of every agent. Subclasses set ``Config`` and implement ``learn``/``predict``."""
+    """Base of every agent: stable-baselines3's contract and the set-up every ``learn`` shares.
+
+    Subclasses set ``Config`` and write ``learn`` as their algorithm loop inside
+    ``with self._learning(...) as callback:``, which does what SB3's ``_setup_learn`` does
+    (budget check, counters, callback, progress bar) plus the Ctrl-C guard; inside the loop
+    they call ``_step_callback`` after each env step, ``_finish_episode`` when one ends,
+    ``_update_progress`` at natural boundaries, and stop when ``_interrupt`` is set.
+    """
 
     Config: ClassVar[type]
     vectorized: ClassVar[bool] = False  # True: the agent steps a gymnasium VectorEnv
+    default_log_interval: ClassVar[int] = 0  # learn()'s log_interval when none is given
+    logs_per_episode: ClassVar[bool] = True  # log_interval counts episodes (else updates)
 
     def __init__(self, env: gym.Env | str | None, *, seed: int = 0, **hyperparameters: Any):
         known = {f.name for f in dataclasses.fields(self.Config)}
         unknown = sorted(set(hyperparameters) - known)
         if unknown:
-            raise ValueError(f"{type(self).__name__} has no hyperparameter {', '.join(map(repr, unknown))}; "
-                             f"its hyperparameters are {', '.join(sorted(known))}")
+            raise ConfigError(f"{type(self).__name__} has no hyperparameter "
+                              f"{', '.join(map(repr, unknown))}; its hyperparameters are "
+                              f"{', '.join(sorted(known))}")
         self.config = self.Config(**hyperparameters)
         self.env = make_env(env) if env is not None else None
         self.seed = seed
@@ -90,19 +116,146 @@ class Agent:
         self.num_episodes = 0
         self.logger = Logger(None)
         self.episode_stats = EpisodeStats()
+        self._total_timesteps: float = 0
+        self._interrupt = InterruptFlag()
+        self._bar: ProgressBar | None = None
+        self._counts_episodes = False
+        self._start_episodes = 0
+        self._log_interval = 0
+        self._start = (0, 0.0)  # (num_timesteps, perf_counter) when learn started
 
     def set_logger(self, logger: Logger) -> None:
         self.logger = logger
+
+    def get_env(self):
+        """The training env as SB3's callbacks expect it: a vector env with ``num_envs``."""
+        if self.env is None or isinstance(self.env, gym.vector.VectorEnv):
+            return self.env
+        return SingleEnvView(self.env)
+
+    def get_vec_normalize_env(self) -> None:
+        """SB3's hook for ``VecNormalize``; ours normalise inside the network, if at all."""
+        return None
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config)
 
-    def learn(self, *args, **kwargs) -> "Agent":
+    def learn(self, total_timesteps: int | None = None, *, callback: MaybeCallback = None,
+              log_interval: int | None = None, progress_bar: bool = False,
+              reset_num_timesteps: bool = True) -> "Agent":
         raise NotImplementedError
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         raise NotImplementedError
+
+    # ----------------------------------------------------------------- learn's scaffolding
+    @contextlib.contextmanager
+    def _learning(self, total_timesteps: int | None, callback: MaybeCallback, progress_bar: bool,
+                  reset_num_timesteps: bool, log_interval: int | None,
+                  total_episodes: int | None = None) -> Iterator[BaseCallback | None]:
+        """Set-up and teardown around an algorithm loop; yields the callback (None if none).
+
+        ``total_timesteps`` (and ``total_episodes``) count from the current counters, which
+        ``reset_num_timesteps`` first sets to zero (SB3's meaning: a fresh run; schedules
+        restart). On a normal end, what was logged since the last dump is dumped; after a
+        Ctrl-C the loop has stopped at a consistent point, ``_save_on_interrupt`` runs and
+        ``KeyboardInterrupt`` is raised for the caller to save and exit.
+        """
+        for name, value in (("total_timesteps", total_timesteps), ("total_episodes", total_episodes)):
+            if value is not None:
+                check_positive_int(name, value)
+        if reset_num_timesteps:
+            self.num_timesteps, self.num_episodes = 0, 0
+            self.episode_stats = EpisodeStats()
+        self._total_timesteps = (float("inf") if total_timesteps is None
+                                 else self.num_timesteps + int(total_timesteps))
+        self._total_episodes = (float("inf") if total_episodes is None
+                                else self.num_episodes + int(total_episodes))
+        self._log_interval = self.default_log_interval if log_interval is None else int(log_interval)
+        self._start = (self.num_timesteps, time.perf_counter())
+        self._start_episodes = self.num_episodes
+        self._counts_episodes = total_timesteps is None and total_episodes is not None
+        self._bar = ProgressBar(total_episodes if self._counts_episodes else total_timesteps,
+                                unit="ep" if self._counts_episodes else "step", enabled=progress_bar)
+        callback = as_callback(callback)
+        if callback is not None:
+            callback.init_callback(self)
+        with interrupt_requests() as self._interrupt, self._numerics():
+            if callback is not None:
+                callback.on_training_start(locals(), globals())
+            try:
+                yield callback
+                if self._log_interval and self.logger.has_pending:
+                    self._dump_logs()  # runs shorter than one interval log too
+            finally:
+                self._update_progress()
+                self._bar.close()
+                if callback is not None:
+                    callback.on_training_end()
+        if self._interrupt:
+            where = self._save_on_interrupt()
+            self._interrupt = InterruptFlag()
+            raise KeyboardInterrupt(f"training interrupted at step {self.num_timesteps}{where}")
+
+    def _numerics(self) -> contextlib.AbstractContextManager:
+        """Numerical settings for the duration of ``learn`` (torch agents flush subnormals)."""
+        return contextlib.nullcontext()
+
+    def _save_on_interrupt(self) -> str:
+        """Hook run after a Ctrl-C stop; returns text for the message (e.g. where it saved)."""
+        return ""
+
+    def _step_callback(self, callback: BaseCallback, **step_locals: Any) -> bool:
+        """Hand one env step's locals to ``callback``; False when it asks to stop."""
+        callback.update_locals({"self": self, **step_locals})
+        return bool(callback.on_step())
+
+    def _finish_episode(self, episode_return: float, length: int) -> None:
+        """Count a finished episode; dump the logs every ``log_interval`` episodes for agents
+        that log per episode (``logs_per_episode``)."""
+        self.num_episodes += 1
+        self.episode_stats.add(episode_return, length)
+        if self.logs_per_episode and self._log_interval and self.num_episodes % self._log_interval == 0:
+            self._dump_logs()
+
+    def _update_progress(self) -> None:
+        if self._bar is not None:
+            returns = self.episode_stats.returns
+            done = (self.num_episodes - self._start_episodes if self._counts_episodes
+                    else self.num_timesteps - self._start[0])
+            self._bar.update(done, returns[-1] if returns else None)
+
+    def _record_train_metrics(self) -> None:
+        """Record the agent's own keys (``train/...``, ``rollout/exploration_rate``) before a dump."""
+
+    def _dump_logs(self) -> None:
+        """SB3's ``rollout/`` keys (means over the last 100 episodes), ``time/`` keys and the
+        agent's own, then one dump at ``num_timesteps``."""
+        stats = self.episode_stats
+        if stats.returns:
+            self.logger.record("rollout/ep_rew_mean", float(np.mean(stats.returns[-100:])))
+            self.logger.record("rollout/ep_len_mean", float(np.mean(stats.lengths[-100:])))
+        start_steps, start_time = self._start
+        elapsed = max(time.perf_counter() - start_time, 1e-9)
+        self.logger.record("time/fps", (self.num_timesteps - start_steps) / elapsed)
+        self.logger.record("time/episodes", self.num_episodes)
+        self._record_train_metrics()
+        self.logger.dump(self.num_timesteps)
+
+    # ----------------------------------------------------------------- saving
+    def _metadata(self) -> dict[str, Any]:
+        """What every saved agent records about itself, beside its arrays or tensors."""
+        return {
+            "class": type(self).__name__,
+            "mimicgym_version": mimicgym.__version__,
+            "env_id": env_id(self.env),
+            "seed": self.seed,
+            "config": self.hyperparameters,
+            "num_timesteps": self.num_timesteps,
+            "num_episodes": self.num_episodes,
+            "rng_state": self.rng.bit_generator.state,
+        }
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
@@ -134,16 +287,7 @@ class TabularAgent(Agent):
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        meta = {
-            "class": type(self).__name__,
-            "mimicgym_version": mimicgym.__version__,
-            "env_id": env_id(self.env),
-            "seed": self.seed,
-            "config": self.hyperparameters,
-            "num_timesteps": self.num_timesteps,
-            "num_episodes": self.num_episodes,
-            "rng_state": self.rng.bit_generator.state,
-        }
+        meta = self._metadata()
         arrays = {name: np.asarray(getattr(self, name)) for name in self._arrays}
         atomic_save_npz(path, __meta__=np.array(json.dumps(meta)), **arrays)
         return path
@@ -157,29 +301,29 @@ class TabularAgent(Agent):
         except FileNotFoundError:
             raise
         except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-            raise ValueError(f"{path}: not a readable mimicgym agent file ({e})") from e
+            raise CheckpointError(f"{path}: not a readable mimicgym agent file ({e})") from e
         if "__meta__" not in contents:
-            raise ValueError(f"{path}: missing '__meta__' entry; not a mimicgym agent file")
+            raise CheckpointError(f"{path}: missing '__meta__' entry; not a mimicgym agent file")
         try:
             meta = json.loads(str(contents.pop("__meta__")))
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: corrupt '__meta__' entry ({e})") from e
+            raise CheckpointError(f"{path}: corrupt '__meta__' entry ({e})") from e
         if meta.get("class") != cls.__name__:
-            raise ValueError(f"{path} holds a {meta.get('class')!r} agent, not {cls.__name__}")
+            raise CheckpointError(f"{path} holds a {meta.get('class')!r} agent, not {cls.__name__}")
         env = env if env is not None else meta.get("env_id")
         if env is None:
-            raise ValueError(f"{path} records no env id; pass env= to load()")
+            raise CheckpointError(f"{path} records no env id; pass env= to load()")
         agent = cls(env, seed=meta["seed"], **meta["config"])
         expected = agent._array_shapes()
         for name, shape in expected.items():
             if name not in contents:
-                raise ValueError(f"{path}: missing array {name!r} (expected shape {shape})")
+                raise CheckpointError(f"{path}: missing array {name!r} (expected shape {shape})")
             if contents[name].shape != shape:
-                raise ValueError(
+                raise CheckpointError(
                     f"{path}: array {name!r} has shape {contents[name].shape}, expected {shape}"
                 )
             if contents[name].dtype.kind == "f" and not np.isfinite(contents[name]).all():
-                raise ValueError(f"{path}: array {name!r} holds NaN or inf")
+                raise CheckpointError(f"{path}: array {name!r} holds NaN or inf")
             setattr(agent, name, contents[name].astype(getattr(agent, name).dtype))
         agent.num_timesteps = int(meta.get("num_timesteps", 0))
         agent.num_episodes = int(meta.get("num_episodes", 0))
@@ -223,10 +367,11 @@ class TabularAgent(Agent):
 class EpisodicAgent(TabularAgent):
     """A tabular agent that learns from episodes of experience (Monte Carlo, TD).
 
-    Subclasses implement ``_run_episode(max_steps) -> (return, length, finished)`` and may
-    record their own metrics in ``_record_train_metrics``. The env is reset with a seed
-    derived from the agent's seed on its first reset, so one seed fixes the whole run.
-    Their config must have a ``log_interval`` (episodes between two logger dumps).
+    Subclasses implement ``_run_episode(max_steps, callback) -> stopped``: play one episode
+    (at most ``max_steps`` steps), learning as they go, with ``_end_step`` after each step;
+    they may record their own metrics in ``_record_train_metrics``. The env is reset with a
+    seed derived from the agent's seed on its first reset, so one seed fixes the whole run.
+    Their config has a ``log_interval`` (episodes between two logger dumps).
     """
 
     def __init__(self, env, *, seed: int = 0, **hyperparameters):
@@ -256,7 +401,7 @@ class EpisodicAgent(TabularAgent):
         ties = [a for a, q in enumerate(row) if q == best]
         return ties[int(rng.random() * len(ties))]
 
-    def _check_finite(self) -> None:
+    def _check_finite(self, episode: int) -> None:
         """Stop at the first episode that leaves a NaN or inf in a learned table."""
         for name in self._arrays:
             table = getattr(self, name)
@@ -264,54 +409,49 @@ class EpisodicAgent(TabularAgent):
                 where = tuple(int(i) for i in np.argwhere(~np.isfinite(table))[0])
                 raise FloatingPointError(
                     f"{type(self).__name__}: {name}{list(where)} became {table[where]} in episode "
-                    f"{self.num_episodes} (step {self.num_timesteps}); check the rewards and hyperparameters"
+                    f"{episode} (step {self.num_timesteps}); check the rewards and hyperparameters"
                 )
 
-    def _run_episode(self, max_steps: float) -> tuple[float, int, bool]:
+    def _run_episode(self, max_steps: float, callback: BaseCallback | None) -> bool:
         raise NotImplementedError
 
-    def _record_train_metrics(self) -> None:
-        """Record ``rollout/exploration_rate``, ``train/learning_rate``... before a dump."""
+    def _end_step(self, callback: BaseCallback | None, action: int, obs, reward: float,
+                  done: bool, info: dict, episode_return: float, length: int) -> bool:
+        """After each env step: count it (and the episode, when it ends), then the callback.
+        False when the callback asks to stop."""
+        self.num_timesteps += 1
+        if done:
+            self._finish_episode(episode_return, length)
+        if callback is None:
+            return True
+        return self._step_callback(callback, new_obs=np.array([obs]), rewards=np.array([reward]),
+                                   dones=np.array([done]), infos=[info], actions=np.array([action]))
 
-    def learn(self, total_timesteps: int | None = None, total_episodes: int | None = None,
-              callback=None, progress_bar: bool = False) -> "EpisodicAgent":
+    def learn(self, total_timesteps: int | None = None, *, total_episodes: int | None = None,
+              callback: MaybeCallback = None, log_interval: int | None = None,
+              progress_bar: bool = False, reset_num_timesteps: bool = True) -> "EpisodicAgent":
         """Run episodes until ``total_timesteps`` more steps or ``total_episodes`` more episodes.
 
-        ``callback(agent)`` runs after each finished episode; returning ``False`` stops.
         An episode cut by the step budget is not counted as finished and not logged. With
         only ``total_episodes``, episodes must end: use an env with a time limit (gym.make
-        adds the registered one).
+        adds the registered one). ``log_interval`` defaults to the config's.
         """
         if total_timesteps is None and total_episodes is None:
-            raise ValueError("learn() needs total_timesteps or total_episodes")
-        for name, value in (("total_timesteps", total_timesteps), ("total_episodes", total_episodes)):
-            if value is not None:
-                check_positive_int(name, value)
-        from tqdm.auto import tqdm
-
-        max_steps = float("inf") if total_timesteps is None else int(total_timesteps)
-        max_episodes = float("inf") if total_episodes is None else int(total_episodes)
-        bar = tqdm(total=total_episodes if total_timesteps is None else total_timesteps,
-                   disable=not progress_bar, unit="ep" if total_timesteps is None else "step")
-        steps = episodes = 0
-        try:
-            while steps < max_steps and episodes < max_episodes:
-                episode_return, length, finished = self._run_episode(max_steps - steps)
-                steps += length
-                self.num_timesteps += length
-                bar.update(length if total_timesteps is not None else int(finished))
-                self._check_finite()
-                if not finished:
+            raise ConfigError("learn() needs total_timesteps or total_episodes")
+        if log_interval is None:
+            log_interval = self.config.log_interval
+        with self._learning(total_timesteps, callback, progress_bar, reset_num_timesteps,
+                            log_interval, total_episodes) as callback:
+            while (self.num_timesteps < self._total_timesteps
+                   and self.num_episodes < self._total_episodes and not self._interrupt):
+                if callback is not None:
+                    callback.on_rollout_start()
+                episode = self.num_episodes
+                stopped = self._run_episode(self._total_timesteps - self.num_timesteps, callback)
+                self._check_finite(episode)
+                if callback is not None:
+                    callback.on_rollout_end()
+                self._update_progress()
+                if stopped:
                     break
-                episodes += 1
-                self.num_episodes += 1
-                self.episode_stats.add(episode_return, length)
-                if self.num_episodes % self.config.log_interval == 0:
-                    self.episode_stats.record(self.logger, self.num_timesteps)
-                    self._record_train_metrics()
-                    self.logger.dump(self.num_timesteps)
-                if callback is not None and callback(self) is False:
-                    break
-        finally:
-            bar.close()
         return self

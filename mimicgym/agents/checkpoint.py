@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mimicgym.errors import CheckpointError
 from mimicgym.utils.io import atomic_write
 
 FORMAT = "mimicgym-torch-checkpoint/1"
@@ -52,7 +53,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device | None = 
                     expected_class: str | None = None) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`.
 
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming ``path`` for a
+    Raises ``FileNotFoundError`` for a missing file and ``CheckpointError`` naming ``path`` for a
     truncated or corrupt file, a file of another format, or (with ``expected_class``) a
     checkpoint of another agent class.
     """
@@ -62,13 +63,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device | None = 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError,
-            OSError, AttributeError) as e:
-        raise ValueError(f"{path}: not a readable torch checkpoint (truncated or corrupt?): "
+            OSError, AttributeError, KeyError, IndexError, TypeError) as e:
+        raise CheckpointError(f"{path}: not a readable torch checkpoint (truncated or corrupt?): "
                          f"{type(e).__name__}: {e}") from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(f"{path}: checkpoint format {found!r}, expected {FORMAT!r}")
+        raise CheckpointError(f"{path}: checkpoint format {found!r}, expected {FORMAT!r}")
     if expected_class is not None and payload.get("class") != expected_class:
-        raise ValueError(f"{path} holds a {payload.get('class')!r} checkpoint, "
+        raise CheckpointError(f"{path} holds a {payload.get('class')!r} checkpoint, "
                          f"not {expected_class!r}")
     return payload

@@ -15,7 +15,7 @@ in-place variant converges to the same fixed point.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -26,6 +26,10 @@ from mimicgym.envs.tabular import TabularModel
 # States above which the exact linear solve refuses: its dense (S, S) float64 matrix would
 # exceed 200 MB. scipy (whose sparse solver would lift the limit) is not a dependency.
 EXACT_SOLVE_MAX_STATES = 5_000
+
+
+# on_iteration(iteration, values) after each sweep or improvement round; False stops.
+IterationHook = Callable[[int, np.ndarray], "bool | None"]
 
 
 class DPResult(NamedTuple):
@@ -186,11 +190,14 @@ def policy_improvement(model: TabularModel, values: np.ndarray, gamma: float = 1
 
 
 def value_iteration(model: TabularModel, gamma: float = 0.99, tol: float = 1e-8,
-                    max_iterations: int = 100_000, values: np.ndarray | None = None) -> DPResult:
+                    max_iterations: int = 100_000, values: np.ndarray | None = None,
+                    on_iteration: IterationHook | None = None) -> DPResult:
     """Value iteration: ``V <- max_a [R + gamma sum_k p_k V(s'_k)]`` until ``max |dV| < tol``.
 
     Returns the final values, the greedy policy (first maximum on ties), the lookahead
     ``q_values`` and the number of sweeps. Raises ``RuntimeError`` without convergence.
+    ``on_iteration(sweep, values)`` runs after every sweep; ``False`` stops there and
+    returns the values reached (not converged).
     """
     check_positive("tol", tol)
     backup = _Backup(model, gamma)
@@ -204,7 +211,8 @@ def value_iteration(model: TabularModel, gamma: float = 0.99, tol: float = 1e-8,
         np.subtract(v_new, v, out=diff)
         delta = np.abs(diff, out=diff).max()
         v, v_new = v_new, v
-        if delta < tol:
+        stop = on_iteration is not None and on_iteration(sweep, v) is False
+        if delta < tol or stop:
             q_sa = np.ascontiguousarray(backup.q_values(v).T)
             return DPResult(v, greedy_policy(q_sa), q_sa, sweep)
         if not np.isfinite(delta):
@@ -216,11 +224,14 @@ def value_iteration(model: TabularModel, gamma: float = 0.99, tol: float = 1e-8,
 
 
 def policy_iteration(model: TabularModel, gamma: float = 0.99, policy: np.ndarray | None = None,
-                     evaluation: str = "auto", tol: float = 1e-10, max_iterations: int = 1_000) -> DPResult:
+                     evaluation: str = "auto", tol: float = 1e-10, max_iterations: int = 1_000,
+                     on_iteration: IterationHook | None = None) -> DPResult:
     """Policy iteration: evaluate, improve greedily, stop when the policy is stable.
 
     ``evaluation`` is ``"exact"`` (linear solve), ``"iterative"`` or ``"auto"`` (exact up to
     ``EXACT_SOLVE_MAX_STATES`` states). The start ``policy`` defaults to uniform random.
+    ``on_iteration(step, values)`` runs after every evaluate-and-improve round; ``False``
+    stops there with the policy evaluated last.
     """
     if evaluation not in ("auto", "exact", "iterative"):
         raise ValueError(f"evaluation must be 'auto', 'exact' or 'iterative', got {evaluation!r}")
@@ -234,7 +245,8 @@ def policy_iteration(model: TabularModel, gamma: float = 0.99, policy: np.ndarra
             values = policy_evaluation(model, policy, gamma, tol=tol, values=values)
         deterministic = np.isin(policy, (0.0, 1.0)).all()
         improved = policy_improvement(model, values, gamma, policy if deterministic else None)
-        if np.array_equal(improved, policy):
+        stop = on_iteration is not None and on_iteration(step, values) is False
+        if np.array_equal(improved, policy) or stop:
             q = np.ascontiguousarray(_Backup(model, gamma).q_values(values).T)
             return DPResult(values, policy, q, step)
         policy = improved
@@ -290,19 +302,28 @@ class _PlanningAgent(TabularAgent):
                              f"spaces say {self.n_states} x {self.n_actions}")
         return model
 
-    def _plan(self, model: TabularModel) -> DPResult:
+    def _plan(self, model: TabularModel, on_iteration: IterationHook | None) -> DPResult:
         raise NotImplementedError
 
-    def learn(self, callback=None, progress_bar: bool = False) -> "_PlanningAgent":
-        """Plan to convergence (no sample budget: the tolerance decides). ``callback(agent)``
-        runs once at the end; ``progress_bar`` is accepted for a uniform API."""
-        result = self._plan(self.model())
-        self.values, self.q_values, self.iterations = result.values, result.q_values, result.iterations
-        self.logger.record("train/iterations", result.iterations)
-        self.logger.record("train/value_mean", float(result.values.mean()))
-        self.logger.dump(self.num_timesteps)
-        if callback is not None:
-            callback(self)
+    def learn(self, total_timesteps: int | None = None, *, callback=None,
+              log_interval: int | None = None, progress_bar: bool = False,
+              reset_num_timesteps: bool = True) -> "_PlanningAgent":
+        """Plan to convergence: no sample budget, the tolerance decides (``total_timesteps``
+        is accepted and ignored). The callback's ``on_step`` runs once per iteration (one
+        full backup of value iteration, one evaluate-and-improve round of policy iteration)
+        with ``iteration`` and ``values`` in its locals; ``False`` stops there."""
+        with self._learning(None, callback, progress_bar, reset_num_timesteps, 0) as callback:
+
+            def on_iteration(iteration: int, values: np.ndarray) -> bool:
+                self.iterations, self.values = iteration, values
+                return (callback is None or self._step_callback(callback, iteration=iteration,
+                                                                values=values)) and not self._interrupt
+
+            result = self._plan(self.model(), on_iteration)
+            self.values, self.q_values, self.iterations = result.values, result.q_values, result.iterations
+            self.logger.record("train/iterations", result.iterations)
+            self.logger.record("train/value_mean", float(result.values.mean()))
+            self.logger.dump(self.num_timesteps)
         return self
 
 
@@ -311,9 +332,9 @@ class ValueIteration(_PlanningAgent):
 
     Config = DPConfig
 
-    def _plan(self, model: TabularModel) -> DPResult:
+    def _plan(self, model: TabularModel, on_iteration: IterationHook | None) -> DPResult:
         c = self.config
-        return value_iteration(model, c.gamma, c.tol, c.max_iterations)
+        return value_iteration(model, c.gamma, c.tol, c.max_iterations, on_iteration=on_iteration)
 
 
 class PolicyIteration(_PlanningAgent):
@@ -321,6 +342,7 @@ class PolicyIteration(_PlanningAgent):
 
     Config = PolicyIterationConfig
 
-    def _plan(self, model: TabularModel) -> DPResult:
+    def _plan(self, model: TabularModel, on_iteration: IterationHook | None) -> DPResult:
         c = self.config
-        return policy_iteration(model, c.gamma, evaluation=c.evaluation, tol=c.tol, max_iterations=c.max_iterations)
+        return policy_iteration(model, c.gamma, evaluation=c.evaluation, tol=c.tol,
+                                max_iterations=c.max_iterations, on_iteration=on_iteration)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import math
 import dataclasses
-import time
 import warnings
 from typing import Any, Sequence
 
@@ -30,13 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mimicgym.agents.base import check_positive, check_probability
+from mimicgym.agents.base import _number, check_positive, check_positive_int, check_probability
 from mimicgym.agents.buffers import ReplayBuffer
-from mimicgym.agents.logging import EpisodeStats
+from mimicgym.agents.callbacks import MaybeCallback
 from mimicgym.agents.networks import make_encoder, mlp
-from mimicgym.agents.torch_agent import Callback, TorchAgent
-from mimicgym.agents.torch_utils import (check_finite, clip_grad_norm, derive_seed,
-                                         flush_denormals, obs_as_tensor)
+from mimicgym.agents.torch_agent import TorchAgent
+from mimicgym.agents.torch_utils import check_finite, clip_grad_norm, derive_seed, obs_as_tensor
+from mimicgym.errors import ConfigError
 
 LOSSES = {"huber": F.smooth_l1_loss, "mse": F.mse_loss}
 
@@ -69,26 +68,25 @@ class DQNConfig:
         check_positive("learning_rate", self.learning_rate)
         for name in ("buffer_size", "batch_size", "train_freq", "target_update_interval",
                      "features_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(self.learning_starts, (int, np.integer)) or self.learning_starts < 0:
-            raise ValueError(f"learning_starts must be an int >= 0, got {self.learning_starts!r}")
-        if (not isinstance(self.gradient_steps, (int, np.integer))
+            check_positive_int(name, getattr(self, name))
+        if (isinstance(self.learning_starts, bool)
+                or not isinstance(self.learning_starts, (int, np.integer)) or self.learning_starts < 0):
+            raise ConfigError(f"learning_starts must be an int >= 0, got {self.learning_starts!r}")
+        if (isinstance(self.gradient_steps, bool) or not isinstance(self.gradient_steps, (int, np.integer))
                 or (self.gradient_steps <= 0 and self.gradient_steps != -1)):
-            raise ValueError(f"gradient_steps must be a positive int or -1, got {self.gradient_steps!r}")
+            raise ConfigError(f"gradient_steps must be a positive int or -1, got {self.gradient_steps!r}")
         check_probability("gamma", self.gamma)
-        if not (0.0 < self.tau <= 1.0):
-            raise ValueError(f"tau must lie in (0, 1], got {self.tau!r}")
+        if not (0.0 < _number("tau", self.tau) <= 1.0):
+            raise ConfigError(f"tau must lie in (0, 1], got {self.tau!r}")
         check_probability("exploration_fraction", self.exploration_fraction)
         check_probability("exploration_initial_eps", self.exploration_initial_eps)
         check_probability("exploration_final_eps", self.exploration_final_eps)
         check_positive("max_grad_norm", self.max_grad_norm)
         self.net_arch = tuple(int(w) for w in self.net_arch)
         if any(w <= 0 for w in self.net_arch):
-            raise ValueError(f"net_arch widths must be positive, got {list(self.net_arch)}")
+            raise ConfigError(f"net_arch widths must be positive, got {list(self.net_arch)}")
         if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+            raise ConfigError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
 
 
 class QNetwork(nn.Module):
@@ -176,65 +174,57 @@ class DQN(TorchAgent):
         return actions, state
 
     # ----------------------------------------------------------------- the training loop
-    def learn(self, total_timesteps: int, callback: Callback | None = None,
-              progress_bar: bool = False, reset_num_timesteps: bool = True,
-              log_interval: int = 4) -> "DQN":
+    def learn(self, total_timesteps: int, *, callback: MaybeCallback = None,
+              log_interval: int = 4, progress_bar: bool = False,
+              reset_num_timesteps: bool = True) -> "DQN":
         """Train for ``total_timesteps`` env steps; log every ``log_interval`` episodes.
 
-        ``callback(agent)`` runs after every env step; returning False stops training.
         With ``reset_num_timesteps=False`` a run (or a loaded checkpoint) continues where it
         stopped, the exploration schedule included.
         """
-        if int(total_timesteps) <= 0:
-            raise ValueError(f"total_timesteps must be > 0, got {total_timesteps!r}")
         cfg, env, rng = self.config, self.env, self.rng
-        if reset_num_timesteps:  # as SB3: a fresh run's counters and episode statistics
-            self.num_timesteps, self.num_episodes = 0, 0
-            self.episode_stats = EpisodeStats()
-        if reset_num_timesteps or self._last_obs is None:
-            self._new_episode()
-        elif self._env_needs_restore:
-            self._restore_episode()
-        self._total_timesteps = int(total_timesteps) + (0 if reset_num_timesteps
-                                                        else self.num_timesteps)
-        start_steps, start_time = self.num_timesteps, time.perf_counter()
-        bar = _progress(progress_bar, total_timesteps)
-        obs = self._last_obs
-        with self._interrupt_guard(), flush_denormals():
-            while self.num_timesteps < self._total_timesteps:
+        with self._learning(total_timesteps, callback, progress_bar, reset_num_timesteps,
+                            log_interval) as callback:
+            if reset_num_timesteps or self._last_obs is None:
+                self._new_episode()
+            elif self._env_needs_restore:
+                self._restore_episode()
+            obs = self._last_obs
+            if callback is not None:
+                callback.on_rollout_start()
+            while self.num_timesteps < self._total_timesteps and not self._interrupt:
                 # -- act: uniform random before learning_starts (as SB3), then eps-greedy
                 if self.num_timesteps < cfg.learning_starts or rng.random() < self.exploration_rate:
                     action = int(rng.integers(self.n_actions))
                 else:
                     action = int(self._greedy(np.asarray(obs)[None])[0])
-                next_obs, reward, terminated, truncated, self.last_info = env.step(action)
+                next_obs, reward, terminated, truncated, info = env.step(action)
                 self.replay_buffer.add(obs, action, reward, next_obs, terminated)
                 self._episode_actions.append(action)
                 self._episode_return += float(reward)
                 obs = next_obs
                 self.num_timesteps += 1
                 self._on_step()
-                if terminated or truncated:
-                    self.num_episodes += 1
-                    self.episode_stats.add(self._episode_return, len(self._episode_actions))
+                done = terminated or truncated
+                if done:
+                    self._finish_episode(self._episode_return, len(self._episode_actions))
                     obs = self._new_episode()
-                    if log_interval and self.num_episodes % log_interval == 0:
-                        self._dump_logs(start_steps, start_time)
-                    if bar is not None:
-                        bar.update(self.num_timesteps - bar.n)
+                    self._update_progress()
                 self._last_obs = obs
                 # -- train every train_freq steps once learning_starts steps are stored; the
                 # phase follows num_timesteps, so a resumed run trains on the same steps
-                if (self.num_timesteps % cfg.train_freq == 0
-                        and self.num_timesteps > cfg.learning_starts):
-                    self.train(cfg.gradient_steps if cfg.gradient_steps > 0 else cfg.train_freq)
-                if callback is not None and callback(self) is False:
+                if self.num_timesteps % cfg.train_freq == 0:
+                    if callback is not None:
+                        callback.on_rollout_end()
+                    if self.num_timesteps > cfg.learning_starts:
+                        self.train(cfg.gradient_steps if cfg.gradient_steps > 0 else cfg.train_freq)
+                    if callback is not None:
+                        callback.on_rollout_start()
+                # -- the step's callback sees the agent after the step's training round
+                if callback is not None and not self._step_callback(
+                        callback, new_obs=np.asarray(next_obs)[None], rewards=np.array([reward]),
+                        dones=np.array([done]), infos=[info], actions=np.array([action])):
                     break
-                self._check_interrupt()
-            self._dump_remaining_logs(log_interval, start_steps, start_time)
-        if bar is not None:
-            bar.update(self.num_timesteps - bar.n)
-            bar.close()
         return self
 
     def _on_step(self) -> None:
@@ -327,9 +317,9 @@ class DQN(TorchAgent):
             torch._foreach_mul_(target, 1.0 - tau)
             torch._foreach_add_(target, online, alpha=tau)
 
-    def _dump_logs(self, start_steps: int, start_time: float) -> None:
+    def _record_train_metrics(self) -> None:
         self.logger.record("rollout/exploration_rate", self.exploration_rate)
-        super()._dump_logs(start_steps, start_time)
+        super()._record_train_metrics()
 
     # ----------------------------------------------------------------- checkpoint state
     def _extra_state(self, save_replay_buffer: bool) -> dict[str, Any]:
@@ -359,10 +349,3 @@ class DQN(TorchAgent):
         if extra["replay_buffer"] is not None:
             self.replay_buffer.load_state_dict(extra["replay_buffer"])
 
-
-def _progress(enabled: bool, total: int):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=int(total), unit="step")

@@ -155,7 +155,7 @@ class MonteCarlo(EpisodicAgent):
         start = int(self._starts[int(self.rng.random() * len(self._starts))])
         return self._reset_env(options={"state": start}), int(self.rng.random() * self.n_actions)
 
-    def _run_episode(self, max_steps: float) -> tuple[float, int, bool]:
+    def _run_episode(self, max_steps: float, callback) -> bool:
         env, eps = self.env, self._epsilon(self.num_episodes)
         cumulative = None
         if not self.config.control:
@@ -164,22 +164,26 @@ class MonteCarlo(EpisodicAgent):
             cumulative = cumulative.tolist()
         state, action = self._reset_episode()
         states, actions, rewards = [], [], []
-        finished = False
+        episode_return = 0.0
         while len(rewards) < max_steps:
             if action is None:  # the target policy (prediction) or epsilon-greedy on Q (control)
                 action = (self._epsilon_greedy(state, eps) if cumulative is None
                           else bisect_right(cumulative[state], self.rng.random()))
-            obs, reward, terminated, truncated, _ = env.step(action)
+            obs, reward, terminated, truncated, info = env.step(action)
             states.append(state)
             actions.append(action)
             rewards.append(float(reward))
-            if terminated or truncated:
-                finished = True
-                break
+            episode_return += float(reward)
+            done = terminated or truncated
+            if done:  # learn before the step is reported: a callback sees the updated tables
+                self._learn_from_episode(np.array(states), np.array(actions), np.array(rewards))
+            if not self._end_step(callback, action, obs, float(reward), done, info, episode_return,
+                                  len(rewards)):
+                return True
+            if done:
+                return False
             state, action = int(obs), None
-        if finished:  # a partial episode has no returns to learn from
-            self._learn_from_episode(np.array(states), np.array(actions), np.array(rewards))
-        return float(sum(rewards)), len(rewards), finished
+        return False  # a partial episode has no returns to learn from
 
     def _learn_from_episode(self, states: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         returns = discounted_returns(rewards, self.config.gamma)  # (T,)

@@ -12,7 +12,6 @@ the final observation (``bootstrap_truncated``), the only place the critic enter
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,13 +19,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from mimicgym.agents.base import check_positive, check_probability
-from mimicgym.agents.logging import EpisodeStats
+from mimicgym.agents.base import check_positive, check_positive_int, check_probability
+from mimicgym.agents.callbacks import MaybeCallback
 from mimicgym.agents.policies import (ACTIVATIONS, ActorCritic, DiagGaussianDistribution,
                                      actions_to_env, split_net_arch)
 from mimicgym.agents.returns import discounted_returns, explained_variance
-from mimicgym.agents.torch_agent import Callback, PolicyAgent
-from mimicgym.agents.torch_utils import check_finite, derive_seed, flush_denormals
+from mimicgym.agents.torch_agent import PolicyAgent
+from mimicgym.agents.torch_utils import check_finite, derive_seed
+from mimicgym.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -51,15 +51,14 @@ class ReinforceConfig:
 
     def __post_init__(self):
         check_positive("learning_rate", self.learning_rate)
-        if not isinstance(self.n_episodes, (int, np.integer)) or self.n_episodes <= 0:
-            raise ValueError(f"n_episodes must be a positive int, got {self.n_episodes!r}")
+        check_positive_int("n_episodes", self.n_episodes)
         check_probability("gamma", self.gamma)
         check_positive("ent_coef", self.ent_coef, allow_zero=True)
         check_positive("vf_coef", self.vf_coef, allow_zero=True)
         check_positive("max_grad_norm", self.max_grad_norm)
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
-                             f"got {self.activation!r}")
+            raise ConfigError(f"activation must be one of {sorted(ACTIVATIONS)}, "
+                              f"got {self.activation!r}")
         split_net_arch(self.net_arch)  # validates widths and dict keys
         if not isinstance(self.net_arch, dict):
             self.net_arch = [int(w) for w in self.net_arch]
@@ -69,6 +68,7 @@ class Reinforce(PolicyAgent):
     """``Reinforce(env_or_id, seed=0, device="auto", **hyperparameters)`` on a single env."""
 
     Config = ReinforceConfig
+    logs_per_episode = False
     _modules = ("policy",)
     _optimizers = ("optimizer",)
 
@@ -92,60 +92,59 @@ class Reinforce(PolicyAgent):
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate)
 
     # ----------------------------------------------------------------- training loop
-    def learn(self, total_timesteps: int, callback: Callback | None = None,
-              progress_bar: bool = False, reset_num_timesteps: bool = True,
-              log_interval: int = 10) -> "Reinforce":
-        """Train for ``total_timesteps`` env steps (finishing the last batch of episodes).
-
-        ``callback(agent)`` runs after every env step; returning False stops training (the
-        unfinished batch is dropped). Logs are dumped every ``log_interval`` updates.
-        """
-        if int(total_timesteps) <= 0:
-            raise ValueError(f"total_timesteps must be > 0, got {total_timesteps!r}")
-        if reset_num_timesteps:
-            self.num_timesteps, self.num_episodes = 0, 0
-            self.episode_stats = EpisodeStats()
-        end = self.num_timesteps + int(total_timesteps)
-        start_steps, start_time = self.num_timesteps, time.perf_counter()
-        from tqdm.auto import tqdm
-
-        with self._interrupt_guard(), flush_denormals(), tqdm(
-                total=int(total_timesteps), unit="step", disable=not progress_bar) as bar:
-            while self.num_timesteps < end:
-                before = self.num_timesteps
-                episodes = [self._play_episode(callback) for _ in range(self.config.n_episodes)]
-                if any(e is None for e in episodes):
+    def learn(self, total_timesteps: int, *, callback: MaybeCallback = None,
+              log_interval: int = 10, progress_bar: bool = False,
+              reset_num_timesteps: bool = True) -> "Reinforce":
+        """Train for ``total_timesteps`` env steps (finishing the last batch of episodes); dump
+        the logs every ``log_interval`` updates. A callback's stop drops the unfinished batch."""
+        with self._learning(total_timesteps, callback, progress_bar, reset_num_timesteps,
+                            log_interval) as callback:
+            while self.num_timesteps < self._total_timesteps and not self._interrupt:
+                if callback is not None:
+                    callback.on_rollout_start()
+                episodes = []
+                for _ in range(self.config.n_episodes):
+                    episode = self._play_episode(callback)
+                    if episode is None:
+                        break
+                    episodes.append(episode)
+                if len(episodes) < self.config.n_episodes:
                     break
+                if callback is not None:
+                    callback.on_rollout_end()
                 self._train(episodes)
-                bar.update(self.num_timesteps - before)
+                self._update_progress()
                 if log_interval and self._n_updates % log_interval == 0:
-                    self._dump_logs(start_steps, start_time)
-                self._check_interrupt()
-            self._dump_remaining_logs(log_interval, start_steps, start_time)
+                    self._dump_logs()
         return self
 
-    def _play_episode(self, callback: Callback | None) -> dict[str, np.ndarray] | None:
+    def _play_episode(self, callback) -> dict[str, np.ndarray] | None:
         """One episode with sampled actions: obs ``(L+1, ...)`` (final obs last), actions,
         rewards ``(L,)`` and whether it terminated. None if the callback stopped training."""
         obs, _ = self.env.reset(seed=derive_seed(self.rng))
         observations, actions, rewards = [obs], [], []
+        episode_return = 0.0
         while True:
             with torch.inference_mode():
                 batch = torch.as_tensor(np.asarray(obs)[None], device=self.device)
                 params = self.policy.actor(batch)
                 action = self.policy.distribution.sample(params, self.torch_rng)  # (1, ...)
             env_action = actions_to_env(action, self.action_space)[0]
-            obs, reward, terminated, truncated, self.last_info = self.env.step(env_action)
+            obs, reward, terminated, truncated, info = self.env.step(env_action)
             observations.append(obs)
             actions.append(action[0])
             rewards.append(float(reward))
+            episode_return += float(reward)
             self.num_timesteps += 1
-            if callback is not None and callback(self) is False:
+            done = terminated or truncated
+            if done:
+                self._finish_episode(episode_return, len(rewards))
+            if callback is not None and not self._step_callback(
+                    callback, new_obs=np.asarray(obs)[None], rewards=np.array([reward]),
+                    dones=np.array([done]), infos=[info], actions=np.asarray(env_action)[None]):
                 return None
-            if terminated or truncated:
+            if done:
                 break
-        self.num_episodes += 1
-        self.episode_stats.add(sum(rewards), len(rewards))
         return {"obs": np.stack(observations), "actions": torch.stack(actions),
                 "rewards": np.asarray(rewards, dtype=np.float32), "terminated": bool(terminated)}
 

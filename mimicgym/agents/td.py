@@ -83,7 +83,7 @@ class TD0(EpisodicAgent):
     def action_probabilities(self) -> np.ndarray:
         return self.policy
 
-    def _run_episode(self, max_steps: float) -> tuple[float, int, bool]:
+    def _run_episode(self, max_steps: float, callback) -> bool:
         env, v, counts, rng = self.env, self.values, self.visit_counts, self.rng
         gamma = self.config.gamma
         alpha = self._alpha.current(self.num_episodes, counts)
@@ -94,7 +94,7 @@ class TD0(EpisodicAgent):
         state, episode_return, length = self._reset_env(), 0.0, 0
         while length < max_steps:
             action = bisect_right(cumulative[state], rng.random())
-            obs, reward, terminated, truncated, _ = env.step(action)
+            obs, reward, terminated, truncated, info = env.step(action)
             next_state, reward = int(obs), float(reward)
             length += 1
             episode_return += reward
@@ -105,10 +105,13 @@ class TD0(EpisodicAgent):
             v[state] += alpha * (target - v[state])
             if terminated:
                 v[next_state] = 0.0  # terminal by definition, whatever initial_value said
-            if terminated or truncated:
-                return episode_return, length, True
+            done = terminated or truncated
+            if not self._end_step(callback, action, obs, reward, done, info, episode_return, length):
+                return True
+            if done:
+                return False
             state = next_state
-        return episode_return, length, False
+        return False
 
     def _record_train_metrics(self) -> None:
         self.logger.record("train/learning_rate", self._alpha.current(self.num_episodes, self.visit_counts))
@@ -153,7 +156,7 @@ class _TDControl(EpisodicAgent):
         """Apply one TD update for (s, a, r, s2) and return the next action in s2."""
         raise NotImplementedError
 
-    def _run_episode(self, max_steps: float) -> tuple[float, int, bool]:
+    def _run_episode(self, max_steps: float, callback) -> bool:
         env = self.env
         eps = self._epsilon(self.num_episodes)
         self._episode_alpha = self._alpha.current(self.num_episodes, self.visit_counts)
@@ -161,17 +164,21 @@ class _TDControl(EpisodicAgent):
         action = self._epsilon_greedy(state, eps)
         episode_return, length = 0.0, 0
         while length < max_steps:
-            obs, reward, terminated, truncated, _ = env.step(action)
+            obs, reward, terminated, truncated, info = env.step(action)
             next_state, reward = int(obs), float(reward)
             length += 1
             episode_return += reward
+            taken = action
             action = self._update(state, action, reward, next_state, terminated, eps)
             if terminated:
                 self.q_values[next_state] = 0.0  # terminal: never bootstrapped from, shown as 0
-            if terminated or truncated:
-                return episode_return, length, True
+            done = terminated or truncated
+            if not self._end_step(callback, taken, obs, reward, done, info, episode_return, length):
+                return True
+            if done:
+                return False
             state = next_state
-        return episode_return, length, False
+        return False
 
     def _record_train_metrics(self) -> None:
         self.logger.record("rollout/exploration_rate", self._epsilon(self.num_episodes))

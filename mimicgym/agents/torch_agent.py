@@ -2,32 +2,26 @@
 
 Device choice, a torch generator seeded from the agent's numpy rng, seeded network
 construction, ``save``/``load`` of modules, optimizers, counters, rng states and episode
-statistics (plus whatever the subclass adds in ``_extra_state``), and a Ctrl-C guard that
-checkpoints at the next consistent point of ``learn`` when ``checkpoint_path`` is set.
+statistics (plus whatever the subclass adds in ``_extra_state``), training with subnormal
+floats flushed to zero, and a checkpoint at the Ctrl-C stop when ``checkpoint_path`` is set.
 """
 
 from __future__ import annotations
 
 import contextlib
-import signal
-import threading
-import time
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-import mimicgym
-from mimicgym.agents.base import Agent, env_id
+from mimicgym.agents.base import Agent
 from mimicgym.agents.checkpoint import load_checkpoint, save_checkpoint
 from mimicgym.agents.logging import EpisodeStats
-from mimicgym.agents.torch_utils import (check_finite, derive_seed, resolve_device, seed_everything,
-                                         torch_seed_scope)
-
-# learn(callback=...) receives the agent after every environment step; returning False stops.
-Callback = Callable[["TorchAgent"], "bool | None"]
+from mimicgym.agents.torch_utils import (check_finite, derive_seed, flush_denormals, resolve_device,
+                                         seed_everything, torch_seed_scope)
+from mimicgym.errors import CheckpointError
 
 
 class TorchAgent(Agent):
@@ -44,36 +38,27 @@ class TorchAgent(Agent):
         self.deterministic = bool(deterministic)
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         self.torch_rng = seed_everything(self.rng, self.device, self.deterministic)
-        self._interrupt_requested = False
         self._n_updates = 0  # gradient steps over the agent's life
-        # The last env step's info (a vector env's: Gymnasium's dict of arrays with "_key"
-        # masks), for callbacks that log what the env reports, e.g. reward terms.
-        self.last_info: dict[str, Any] = {}
 
     def seeded_init(self) -> contextlib.AbstractContextManager:
         """Context for building networks: their initial weights follow from the agent's seed."""
         return torch_seed_scope(derive_seed(self.rng))
 
-    # ----------------------------------------------------------------- checkpointing
-    def _dump_logs(self, start_steps: int, start_time: float) -> None:
-        """SB3's ``rollout/`` keys (means over the last 100 episodes) and ``time/`` keys,
-        then one dump at ``num_timesteps``; subclasses record their own keys first."""
-        stats = self.episode_stats
-        if stats.returns:
-            self.logger.record("rollout/ep_rew_mean", float(np.mean(stats.returns[-100:])))
-            self.logger.record("rollout/ep_len_mean", float(np.mean(stats.lengths[-100:])))
-        elapsed = max(time.perf_counter() - start_time, 1e-9)
-        self.logger.record("time/fps", (self.num_timesteps - start_steps) / elapsed)
-        self.logger.record("time/episodes", self.num_episodes)
+    # ----------------------------------------------------------------- learn's scaffolding
+    def _numerics(self) -> contextlib.AbstractContextManager:
+        # Adam's decaying second moments reach subnormal floats, where a CPU step is ~6x slower.
+        return flush_denormals()
+
+    def _save_on_interrupt(self) -> str:
+        if self.checkpoint_path is None:
+            return ""
+        self.save(self.checkpoint_path)
+        return f"; checkpoint saved to {self.checkpoint_path}"
+
+    def _record_train_metrics(self) -> None:
         self.logger.record("train/n_updates", self._n_updates)
-        self.logger.dump(self.num_timesteps)
 
-    def _dump_remaining_logs(self, log_interval: int, start_steps: int, start_time: float) -> None:
-        """At the end of ``learn``: what was recorded since the last interval's dump, so runs
-        shorter than one interval log too (SB3 drops it)."""
-        if log_interval and self.logger.has_pending:
-            self._dump_logs(start_steps, start_time)
-
+    # ----------------------------------------------------------------- checkpointing
     def _extra_state(self, save_replay_buffer: bool) -> dict[str, Any]:
         """State beyond modules/optimizers/counters; subclasses extend it (buffers, schedules)."""
         return {"n_updates": self._n_updates}
@@ -84,15 +69,8 @@ class TorchAgent(Agent):
     def save(self, path: str | Path, save_replay_buffer: bool = True) -> Path:
         """Everything needed to resume training exactly, written atomically to ``path``."""
         payload = {
-            "class": type(self).__name__,
-            "mimicgym_version": mimicgym.__version__,
-            "env_id": env_id(self.env),
-            "seed": self.seed,
+            **self._metadata(),
             "deterministic": self.deterministic,
-            "config": self.hyperparameters,
-            "num_timesteps": self.num_timesteps,
-            "num_episodes": self.num_episodes,
-            "rng_state": self.rng.bit_generator.state,
             "torch_rng_state": self.torch_rng.get_state(),
             "episode_returns": list(self.episode_stats.returns),
             "episode_lengths": list(self.episode_stats.lengths),
@@ -109,18 +87,18 @@ class TorchAgent(Agent):
         payload = load_checkpoint(path, map_location="cpu", expected_class=cls.__name__)
         env = env if env is not None else payload.get("env_id")
         if env is None:
-            raise ValueError(f"{path} records no env id; pass env= to load()")
+            raise CheckpointError(f"{path} records no env id; pass env= to load()")
         agent = cls(env, seed=payload["seed"], device=device,
                     deterministic=payload.get("deterministic", False), **payload["config"], **kwargs)
         for group, names in (("modules", cls._modules), ("optimizers", cls._optimizers)):
             states = payload.get(group, {})
             for name in names:
                 if name not in states:
-                    raise ValueError(f"{path}: missing {group[:-1]} state {name!r}")
+                    raise CheckpointError(f"{path}: missing {group[:-1]} state {name!r}")
                 try:
                     getattr(agent, name).load_state_dict(states[name])
                 except (RuntimeError, ValueError, KeyError) as e:
-                    raise ValueError(f"{path}: {group[:-1]} state {name!r} does not fit this "
+                    raise CheckpointError(f"{path}: {group[:-1]} state {name!r} does not fit this "
                                      f"agent ({e})") from e
         agent.num_timesteps = int(payload["num_timesteps"])
         agent.num_episodes = int(payload["num_episodes"])
@@ -131,41 +109,6 @@ class TorchAgent(Agent):
             agent.episode_stats.add(r, n)
         agent._load_extra_state(payload["extra"])
         return agent
-
-    # ----------------------------------------------------------------- Ctrl-C handling
-    @contextlib.contextmanager
-    def _interrupt_guard(self) -> Iterator[None]:
-        """During ``learn``: the first Ctrl-C only sets a flag that ``_check_interrupt`` acts on.
-
-        The training loop checks the flag between environment steps, where the agent's state
-        is consistent, then saves (if ``checkpoint_path`` is set) and raises
-        ``KeyboardInterrupt``. A second Ctrl-C gets Python's default behaviour.
-        """
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = signal.getsignal(signal.SIGINT)
-
-        def request(signum, frame):
-            self._interrupt_requested = True
-            signal.signal(signal.SIGINT, previous)
-
-        signal.signal(signal.SIGINT, request)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            self._interrupt_requested = False
-
-    def _check_interrupt(self) -> None:
-        if self._interrupt_requested:
-            self._interrupt_requested = False
-            if self.checkpoint_path is not None:
-                self.save(self.checkpoint_path)
-                raise KeyboardInterrupt(f"training interrupted at step {self.num_timesteps}; "
-                                        f"checkpoint saved to {self.checkpoint_path}")
-            raise KeyboardInterrupt(f"training interrupted at step {self.num_timesteps}")
-
 
 class PolicyAgent(TorchAgent):
     """A torch agent that acts through ``self.policy`` (an ``ActorCritic``) and improves it
