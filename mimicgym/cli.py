@@ -1,25 +1,30 @@
-"""The ``mimicgym`` console script: ``list``, ``train`` and ``eval``.
+"""The mimicgym console script: list, train, eval and render.
 
-Examples::
+Examples:
+  mimicgym list
+  mimicgym list --agent dqn                  every hyperparameter, its default and meaning
+  mimicgym list --env mimicgym/WindyGridWorld-v0   the env's gym.make keywords
+  mimicgym train --env mimicgym/CliffWalking-v0 --agent q_learning --timesteps 20000 --seed 0
+  mimicgym train --config run.toml --set learning_rate=0.1
+  mimicgym train --env CartPole-v1 --agent sb3:PPO --timesteps 50000 --n-envs 4 --normalize
+  mimicgym train --resume runs/q_learning_CliffWalking-v0_s0
+  mimicgym eval runs/q_learning_CliffWalking-v0_s0 --episodes 20
+  mimicgym render runs/sb3_PPO_MimicWalk-v0_s0
 
-    mimicgym list
-    mimicgym train --env mimicgym/CliffWalking-v0 --agent q_learning --timesteps 20000 --seed 0
-    mimicgym train --config run.toml --set learning_rate=0.1
-    mimicgym train --env CartPole-v1 --agent sb3:PPO --timesteps 50000 --n-envs 4 --normalize
-    mimicgym eval runs/q_learning_CliffWalking-v0_s0 --episodes 20
-
-A TOML config holds any ``train`` option by its long name (``env``, ``agent``, ``timesteps``,
-``seed``...) plus ``[hyperparameters]`` and ``[env_kwargs]`` tables; flags override it.
+A TOML config holds any train option by its long name (env, agent, timesteps, seed...) plus
+[hyperparameters] and [env_kwargs] tables; flags override it. Errors in the input are one
+line and exit status 2; Ctrl-C saves the run and exits with status 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
+
+from mimicgym.errors import ConfigError, MimicgymError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,78 +44,148 @@ def parse_assignments(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
     out = {}
     for item in items or ():
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"error: {flag} expects KEY=VALUE, got {item!r}")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} expects KEY=VALUE, got {item!r}")
         out[key.strip()] = parse_value(value.strip())
     return out
 
 
-def _train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train an agent and write a run directory")
+def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="TOML file with train options")
     p.add_argument("--env", help="environment id (default mimicgym/CliffWalking-v0)")
     p.add_argument("--agent", help="agent name (see `mimicgym list`) or sb3:ALGO")
-    p.add_argument("--timesteps", type=int)
-    p.add_argument("--episodes", type=int)
+    p.add_argument("--timesteps", type=int, help="total env steps of the run")
+    p.add_argument("--episodes", type=int, help="total episodes (tabular sample-based agents)")
     p.add_argument("--seed", type=int)
     p.add_argument("--logdir", help="parent of the run directory (default runs/)")
-    p.add_argument("--run-name")
-    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="agent hyperparameters")
-    p.add_argument("--env-kwarg", nargs="*", metavar="KEY=VALUE", help="gym.make keywords")
+    p.add_argument("--run-name", help="default AGENT_ENV_sSEED, suffixed _2, _3... when taken")
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE",
+                   help="agent hyperparameters (see `mimicgym list --agent NAME`)")
+    p.add_argument("--env-kwarg", nargs="*", metavar="KEY=VALUE",
+                   help="gym.make keywords (see `mimicgym list --env ID`)")
     p.add_argument("--wrapper", choices=["onehot", "image"], help="observation wrapper")
     p.add_argument("--n-envs", type=int, help="parallel envs (sb3 algorithms)")
     p.add_argument("--subproc", action="store_true", default=None, help="subprocess vector env (sb3)")
     p.add_argument("--normalize", action="store_true", default=None,
                    help="normalise observations (sb3: VecNormalize; a2c, reinforce: in the network)")
     p.add_argument("--device", help="auto | cpu | cuda")
-    p.add_argument("--eval-episodes", type=int)
-    p.add_argument("--checkpoint-freq", type=int, help="steps between checkpoints")
-    p.add_argument("--resume", help="saved agent to continue training from")
+    p.add_argument("--threads", type=int, help="torch threads (default 1)")
+    p.add_argument("--eval-episodes", type=int, help="evaluation episodes after training (default 20)")
+    p.add_argument("--eval-max-steps", type=int, help="steps after which an evaluation episode is cut")
+    p.add_argument("--eval-freq", type=int, help="steps between evaluations during training")
+    p.add_argument("--video-every", type=int, help="imitation: an MP4 every n-th evaluation")
+    p.add_argument("--checkpoint-freq", type=int, help="steps between checkpoints of the run")
+    p.add_argument("--resume", metavar="RUN", help="continue this run directory (or a checkpoint in it)")
     p.add_argument("--no-progress", dest="progress_bar", action="store_false", default=None)
 
 
-def _eval_parser(sub) -> None:
-    p = sub.add_parser("eval", help="evaluate a trained agent")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mimicgym", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="list environments and agents, or one's options")
+    p.add_argument("--agent", help="print this agent's hyperparameters")
+    p.add_argument("--env", help="print this env's gym.make keywords")
+    _add_train_options(sub.add_parser("train", help="train an agent and write a run directory"))
+    p = sub.add_parser("eval", help="evaluate a trained run (or a saved model)")
     p.add_argument("run", nargs="?", type=Path, help="run directory written by `train`")
-    p.add_argument("--model", type=Path, help="saved agent (instead of a run directory)")
+    p.add_argument("--model", type=Path, help="a saved agent or model instead of a run directory")
     p.add_argument("--agent", help="agent name, with --model")
     p.add_argument("--env", help="environment id, with --model")
-    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--env-kwarg", nargs="*", metavar="KEY=VALUE", help="gym.make keywords, with --model")
+    p.add_argument("--wrapper", choices=["onehot", "image"], help="observation wrapper, with --model")
+    p.add_argument("--normalize", action="store_true",
+                   help="with --model: the vecnormalize.npz beside it (sb3)")
+    p.add_argument("--episodes", type=int)
+    p.add_argument("--seed", type=int, help="default: the run's (its training-time evaluation)")
+    p = sub.add_parser("render", help="render an imitation run beside its reference: MP4 and PNG")
+    p.add_argument("run", type=Path)
+    p.add_argument("--out", type=Path, help="output path without extension (default RUN/render)")
+    p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--seed", type=int, default=0)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mimicgym", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="list environments and agents")
-    _train_parser(sub)
-    _eval_parser(sub)
+    p.add_argument("--width", type=int, default=480)
+    p.add_argument("--height", type=int, default=360)
     return parser
 
 
+def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    from mimicgym.runs import RunConfig
+
+    names = {f.name for f in dataclasses.fields(RunConfig)} - {"hyperparameters", "env_kwargs"}
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
 def config_from_args(args: argparse.Namespace):
-    from mimicgym.training import RunConfig
+    """The ``RunConfig`` of ``train``'s flags over its ``--config`` file."""
+    from mimicgym.runs import config_from_values, load_toml
 
-    fields = {f.name for f in dataclasses.fields(RunConfig)}
-    values: dict[str, Any] = {}
-    if args.config is not None:
-        with open(args.config, "rb") as f:
-            values = tomllib.load(f)
-        unknown = set(values) - fields
-        if unknown:
-            raise SystemExit(f"error: unknown keys in {args.config}: {sorted(unknown)}")
-    for name in fields - {"hyperparameters", "env_kwargs"}:
-        flag_value = getattr(args, name, None)
-        if flag_value is not None:
-            values[name] = flag_value
-    values["hyperparameters"] = {**values.get("hyperparameters", {}),
-                                 **parse_assignments(args.set, "--set")}
-    values["env_kwargs"] = {**values.get("env_kwargs", {}),
-                            **parse_assignments(args.env_kwarg, "--env-kwarg")}
-    return RunConfig(**values)
+    values: dict[str, Any] = load_toml(args.config) if args.config is not None else {}
+    values.update(_flag_values(args))
+    for table, flag, items in (("hyperparameters", "--set", args.set),
+                               ("env_kwargs", "--env-kwarg", args.env_kwarg)):
+        given = values.get(table, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"{args.config}: [{table}] must be a table, got {given!r}")
+        values[table] = {**given, **parse_assignments(items, flag)}
+    return config_from_values(values, str(args.config) if args.config else "")
 
 
-def cmd_list() -> None:
+def _print_table(rows: list[tuple[str, str, str]]) -> None:
+    width = max((len(n) for n, _, _ in rows), default=0)
+    for name, default, doc in rows:
+        print(f"  {name:<{width}}  {default:<14} {doc}".rstrip())
+
+
+def describe_agent(name: str) -> None:
+    from mimicgym.runs.options import describe_dataclass
+
+    if name.startswith("sb3:"):
+        from mimicgym.runs.sb3 import describe_sb3, sb3_algorithm
+
+        algo = sb3_algorithm(name)
+        print(f"{name}: stable_baselines3.{algo.__name__} hyperparameters (--set NAME=VALUE):")
+        _print_table(describe_sb3(algo))
+        return
+    from mimicgym.agents import get_agent_class
+
+    try:
+        cls = get_agent_class(name)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    print(f"{name}: mimicgym.agents.{cls.__name__} hyperparameters (--set NAME=VALUE):")
+    _print_table(describe_dataclass(cls.Config))
+
+
+def describe_env(env_id: str) -> None:
+    import inspect
+
+    import gymnasium as gym
+
+    from mimicgym.runs.envs import env_spec
+
+    spec = env_spec(env_id)
+    creator = gym.envs.registration.load_env_creator(spec.entry_point) if isinstance(
+        spec.entry_point, str) else spec.entry_point
+    params = inspect.signature(creator.__init__ if inspect.isclass(creator) else creator).parameters
+    print(f"{env_id}: {spec.entry_point}, gym.make keywords (--env-kwarg NAME=VALUE):")
+    rows = []
+    for name, p in params.items():
+        if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        registered = name in spec.kwargs
+        default = spec.kwargs[name] if registered else p.default
+        rows.append((name, "(required)" if default is p.empty else repr(default),
+                     "set by this id" if registered else ""))
+    _print_table(rows)
+    if spec.max_episode_steps:
+        print(f"  (time limit: {spec.max_episode_steps} steps)")
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    if args.agent:
+        return describe_agent(args.agent)
+    if args.env:
+        return describe_env(args.env)
     import gymnasium as gym
 
     from mimicgym.agents import AGENTS
@@ -122,69 +197,85 @@ def cmd_list() -> None:
     for name, cls in AGENTS.items():
         print(f"  {name:<18} mimicgym.agents.{cls}")
     print("  sb3:ALGO           stable-baselines3 algorithms (sb3:PPO, sb3:DQN, sb3:A2C, sb3:SAC...)")
+    print("options: mimicgym list --agent NAME | --env ID")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    import numpy as np
+    from mimicgym import runs
 
-    from mimicgym.training import train
-
-    cfg = config_from_args(args)
-    result = train(cfg)
+    if args.resume:
+        given = _flag_values(args)
+        given.pop("resume", None)
+        if args.config or args.set or args.env_kwarg:
+            raise ConfigError("--resume continues a run with its own options: no --config, "
+                              "--set or --env-kwarg")
+        result = runs.resume(args.resume, **given)
+    else:
+        result = runs.train(config_from_args(args))
     print(f"run directory: {result.run_dir}")
     print(f"model: {result.model_path}")
-    if result.eval_returns:
-        print(f"evaluation over {len(result.eval_returns)} episodes: "
-              f"mean return {result.eval_mean:.3f} +- {np.std(result.eval_returns):.3f}")
-    print(f"TensorBoard: tensorboard --logdir {Path(cfg.logdir)}")
+    if result.evaluation is not None:
+        s = result.evaluation.summary()
+        print(f"evaluation over {s['episodes']} episodes: mean return {s['mean_reward']:.3f} "
+              f"+- {s['std_reward']:.3f}")
+    print(f"TensorBoard: tensorboard --logdir {result.run_dir.parent}")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    from mimicgym.training import RunConfig, evaluate
+    from mimicgym import runs
 
     if args.run is not None:
-        config = json.loads((args.run / "config.json").read_text())["config"]
-        cfg = RunConfig(**config)
-        model = next((args.run / n for n in ("model.npz", "model.pt", "model.zip")
-                      if (args.run / n).exists()), None)
-        if model is None:
-            raise SystemExit(f"error: no saved model in {args.run}")
+        result = runs.evaluate_run(args.run, args.episodes, args.seed, progress_bar=True)
+        cfg = runs.run_config(args.run)
     elif args.model is not None and args.agent and args.env:
-        cfg, model = RunConfig(env=args.env, agent=args.agent), args.model
-    else:
-        raise SystemExit("error: give a run directory, or --model with --agent and --env")
-    cfg = dataclasses.replace(cfg, seed=args.seed, eval_episodes=args.episodes)
-    if cfg.is_sb3:
-        from mimicgym.sb3_runner import evaluate_sb3, sb3_algorithm
+        from mimicgym.runs.envs import make_env
+        from mimicgym.runs.learners import make_learner
 
-        stats = Path(model).with_name("vecnormalize.pkl")
-        returns = evaluate_sb3(sb3_algorithm(cfg.agent).load(str(model)), cfg,
-                               stats if cfg.normalize and stats.exists() else None)
+        cfg = runs.RunConfig(env=args.env, agent=args.agent, normalize=args.normalize,
+                             wrapper=args.wrapper, progress_bar=False,
+                             timesteps=1, env_kwargs=parse_assignments(args.env_kwarg, "--env-kwarg"))
+        learner = make_learner(cfg, checkpoint=args.model)
+        env = make_env(cfg)
+        try:
+            result = runs.evaluate_episodes(learner.model, env, args.episodes or cfg.eval_episodes,
+                                            (args.seed or 0) + 10_000, normalize_obs=learner.normalize_obs,
+                                            max_steps=cfg.eval_max_steps, progress_bar=True)
+        finally:
+            env.close()
+            learner.close()
     else:
-        from mimicgym.agents import get_agent_class
-        from mimicgym.training import make_agent_env
+        raise ConfigError("give a run directory, or --model with --agent and --env")
+    s = result.summary()
+    print(f"{cfg.agent} on {cfg.env}: mean return {s['mean_reward']:.3f} +- {s['std_reward']:.3f} "
+          f"over {s['episodes']} deterministic episodes")
 
-        agent_cls = get_agent_class(cfg.agent)
-        agent = agent_cls.load(model, env=make_agent_env(agent_cls, cfg))
-        returns = evaluate(agent, cfg, args.episodes)
-    print(f"{cfg.agent} on {cfg.env}: mean return {np.mean(returns):.3f} +- {np.std(returns):.3f} "
-          f"over {len(returns)} deterministic episodes")
+
+def cmd_render(args: argparse.Namespace) -> None:
+    from mimicgym import runs
+
+    video, strip, result = runs.render_run(args.run, args.out, args.seconds, args.seed,
+                                           args.width, args.height)
+    s = result.summary()
+    print(f"wrote {video} and {strip}: {s['mean_ep_length']:.0f} steps, "
+          f"normalised return {s['normalised_return']:.3f}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if args.command == "list":
-            cmd_list()
-        elif args.command == "train":
-            cmd_train(args)
-        elif args.command == "eval":
-            cmd_eval(args)
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:
+        # `train --agent NAME --help`: train's options, then the agent's hyperparameters
+        if e.code == 0 and argv[:1] == ["train"] and "--agent" in argv[:-1]:
+            print()
+            args = argparse.Namespace(command="list", agent=argv[argv.index("--agent") + 1], env=None)
+        else:
+            return int(e.code or 0)
+    try:
+        {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "render": cmd_render}[args.command](args)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except MimicgymError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -2,8 +2,8 @@
 next to the DeepMimic paper's results (Peng et al. 2018, humanoid: walk 0.985 after 61M samples,
 run 0.951 after 53M).
 
-Reads each run directory's ``evals.jsonl`` (written by ``scripts/train_mimic.py``) and its
-``config.json`` (for the clip name); prints a table with the sample rate and the sample
+Reads each run directory's ``evals.jsonl`` (written by imitation runs with ``--eval-freq``,
+e.g. ``scripts/train_mimic.py``) and its ``config.json`` (for the clip name); prints a table with the sample rate and the sample
 efficiency (normalised return per million samples) reached.
 
     python scripts/plot_mimic_curve.py runs/mimic/walk_humanoid3d_s0 runs/mimic/run_humanoid3d_s0 \
@@ -28,7 +28,7 @@ def load_run(run_dir: Path) -> dict:
     """A run's evaluations as arrays (samples, hours, normalised_return, ...) plus its clip."""
     log = run_dir / "evals.jsonl"
     if not log.is_file():
-        raise FileNotFoundError(f"{run_dir}: no evals.jsonl (is it a train_mimic.py run?)")
+        raise FileNotFoundError(f"{run_dir}: no evals.jsonl (an imitation run with --eval-freq?)")
     rows = []
     for n, line in enumerate(log.read_text().splitlines(), 1):
         if not line.strip():
@@ -40,11 +40,28 @@ def load_run(run_dir: Path) -> dict:
     if not rows:
         raise ValueError(f"{log}: no evaluations yet")
     config = run_dir / "config.json"
-    clip = json.loads(config.read_text()).get("clip", "?") if config.is_file() else "?"
+    clip = _clip(json.loads(config.read_text())) if config.is_file() else "?"
     run = {key: np.array([r[key] for r in rows], dtype=float)
            for key in ("samples", "hours", "normalised_return", "mean_imitation_reward",
                        "mean_ep_length")}
     return {"name": run_dir.name, "clip": clip, **run}
+
+
+def _clip(record: dict) -> str:
+    """The clip of a run's config.json: its env keywords, else the registered id's (MimicWalk-v0)."""
+    if "clip" in record:  # runs written before the run layer
+        return record["clip"]
+    cfg = record.get("config", {})
+    if "clip" in cfg.get("env_kwargs", {}):
+        return cfg["env_kwargs"]["clip"]
+    try:
+        import gymnasium as gym
+
+        import mimicgym  # noqa: F401  (registers the ids)
+
+        return gym.spec(cfg.get("env", "")).kwargs.get("clip", "walk")
+    except Exception:  # an unknown id: the plot still shows the run
+        return "?"
 
 
 def summary(run: dict) -> dict[str, float]:
@@ -96,7 +113,7 @@ def plot(runs: list[dict], out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="run directories of train_mimic.py")
+    parser.add_argument("runs", nargs="+", type=Path, help="imitation run directories")
     parser.add_argument("--out", type=Path, default=Path("runs/plots/mimic_curve.png"))
     args = parser.parse_args()
     runs = [load_run(r) for r in args.runs]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import mimicgym  # noqa: F401  (registers the environments)
 from mimicgym.plots import plot_learning_curves
-from mimicgym.training import RunConfig, train
+from mimicgym.runs import RunConfig, train
 
 ENV = "mimicgym/CliffWalking-v0"
 

@@ -11,7 +11,6 @@ Writes ``<out>.mp4`` and ``<out>.png`` (default ``<run>/render`` or ``renders/<c
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from mimicgym.envs.mimic.render import save_strip, save_video  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", default=None, help="a scripts/train_mimic.py run directory")
+    parser.add_argument("--run", default=None, help="an imitation run directory (as `mimicgym render`)")
     parser.add_argument("--clip", default="walk")
     parser.add_argument("--character", choices=("humanoid3d", "smpl"), default=None,
                         help="default: the run's, else humanoid3d")
@@ -41,42 +40,28 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="output path without extension")
     args = parser.parse_args()
     policy = args.policy or ("trained" if args.run else "zero")
-    clip = args.clip
-    character, betas = args.character or "humanoid3d", args.betas
-    model = normalizer = None
-    run_kwargs = {}  # the run's env settings that change the observation or the actions
     if policy == "trained":
         if args.run is None:
             parser.error("--policy trained needs --run")
-        from stable_baselines3 import PPO
-        from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+        from mimicgym.runs import render_run
 
-        run = Path(args.run)
-        config = json.loads((run / "config.json").read_text())
-        clip = config["clip"]
-        character = args.character or config.get("character", "humanoid3d")
-        betas = args.betas if args.betas is not None else config.get("betas")
-        run_kwargs = {k: config[k] for k in ("reference_targets", "action_scale") if k in config}
-        model = PPO.load(run / "model.zip", device="cpu")
-        stats = run / "vecnormalize.pkl"
-        if stats.exists():
-            dummy = DummyVecEnv([lambda: MimicEnv(clip=clip, character=character, betas=betas,
-                                                  **run_kwargs)])
-            normalizer = VecNormalize.load(str(stats), dummy)
-            normalizer.training = False
+        video, strip, result = render_run(args.run, args.out, args.seconds, args.seed, args.width,
+                                          args.height, args.frames_in_strip)
+        s = result.summary()
+        print(f"{args.run}: {s['mean_ep_length']:.0f} steps, per-step imitation reward "
+              f"{s['mean_imitation_reward']:.3f}\nwrote {video} and {strip}")
+        return
+    clip = args.clip
+    character, betas = args.character or "humanoid3d", args.betas
     env = MimicEnv(clip=clip, character=character, betas=betas, render_mode="rgb_array",
                    width=args.width, height=args.height,
                    rsi=False, early_termination=policy != "reference",
-                   episode_seconds=args.seconds, **run_kwargs)
+                   episode_seconds=args.seconds)
     obs, _ = env.reset(seed=args.seed)
     frames, rewards, done = [env.render()], [], False
     start = time.perf_counter()
     while not done:
-        if policy == "trained":
-            x = obs if normalizer is None else normalizer.normalize_obs(obs[None])[0]
-            action = model.predict(x, deterministic=True)[0]
-        else:
-            action = np.zeros(env.action_space.shape, dtype=np.float32)
+        action = np.zeros(env.action_space.shape, dtype=np.float32)
         obs, _, terminated, truncated, info = env.step(action)
         if policy == "reference":
             env.set_state_to_reference(env.reference_step)
@@ -85,9 +70,7 @@ def main() -> None:
         frames.append(env.render())
         done = terminated or truncated
     elapsed = time.perf_counter() - start
-    out = Path(args.out) if args.out else (
-        Path(args.run) / "render" if args.run
-        else Path("renders") / f"{clip}_{character}_{policy}")
+    out = Path(args.out) if args.out else Path("renders") / f"{clip}_{character}_{policy}"
     video = save_video(frames, out.with_suffix(".mp4"), fps=env.metadata["render_fps"])
     strip = save_strip(frames, out.with_suffix(".png"), n=args.frames_in_strip)
     terms = np.mean(rewards, axis=0)

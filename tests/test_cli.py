@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mimicgym.cli import build_parser, config_from_args, main, parse_value
+from mimicgym.errors import ConfigError
 
 
 def _only_run_dir(logdir: Path) -> Path:
@@ -36,7 +37,7 @@ def test_flags_override_config_file(tmp_path):
 def test_unknown_config_key_is_named(tmp_path):
     cfg_file = tmp_path / "run.toml"
     cfg_file.write_text("learning_rat = 0.5\n")
-    with pytest.raises(SystemExit, match="learning_rat"):
+    with pytest.raises(ConfigError, match="learning_rat"):
         config_from_args(build_parser().parse_args(["train", "--config", str(cfg_file)]))
 
 
@@ -95,7 +96,7 @@ def test_plots_leave_cells_the_agent_never_occupies_blank():
     import gymnasium as gym
     import numpy as np
 
-    from mimicgym.training import occupiable_states
+    from mimicgym.runs.plots import occupiable_states
 
     model = gym.make("mimicgym/CliffWalking-v0").unwrapped.model()
     expected = np.ones((4, 12), bool)
@@ -114,9 +115,10 @@ def test_cli_trains_evaluates_and_resumes_a_deep_agent(tmp_path, capsys):
     assert json.loads((first / "eval.json").read_text())["mean_reward"] == -3.0
     assert main(["eval", str(first), "--episodes", "2"]) == 0
     assert "mean return -3.000" in capsys.readouterr().out
-    resumed = [*base, "--timesteps", "1000", "--run-name", "second", "--eval-episodes", "1",
-               "--resume", str(first / "model.pt")]
+    before = torch.load(first / "model.pt", weights_only=True)["num_timesteps"]
+    # --resume continues the run in place, with its own options; --timesteps is the new total
+    resumed = ["train", "--resume", str(first / "model.pt"), "--timesteps", str(before + 1000),
+               "--eval-episodes", "1", "--no-progress"]
     assert main(resumed) == 0
-    counters = [torch.load(run / "model.pt", weights_only=True)["num_timesteps"]
-                for run in (first, tmp_path / "second")]
-    assert counters[1] >= counters[0] + 1000
+    after = torch.load(first / "model.pt", weights_only=True)["num_timesteps"]
+    assert after >= before + 1000

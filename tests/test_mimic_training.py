@@ -10,7 +10,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported: headless
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from mimicgym.envs.mimic.callbacks import evaluate_imitation, reward_terms_callback  # noqa: E402
+from mimicgym.runs.imitation import RewardTermsCallback, evaluate_imitation  # noqa: E402
 from mimicgym.envs.mimic.env import MimicEnv  # noqa: E402
 from mimicgym.envs.mimic.reward import TERMS  # noqa: E402
 
@@ -49,7 +49,7 @@ def test_reward_terms_callback_logs_every_term():
     venv = DummyVecEnv([lambda: MimicEnv(clip="walk", episode_seconds=1.0)] * 2)
     model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu",
                 policy_kwargs={"net_arch": [16]})
-    callback = reward_terms_callback()
+    callback = RewardTermsCallback()
     logged = {}
 
     class Capture:  # records what the callback writes at the end of the rollout
@@ -121,15 +121,18 @@ def test_short_ppo_run_improves_on_the_untrained_policy(tmp_path):
     """
     import json
 
+    from mimicgym import runs
+    from mimicgym.runs.learners import make_learner
+
     script = _load_train_script()
-    cfg = script.TrainConfig(timesteps=200_000, learning_rate=3e-4, eval_every=0, video_every=0,
-                             checkpoint_every=0, eval_episodes=10, logdir=str(tmp_path))
-    untrained = script.make_ppo(cfg, script.make_venv(cfg))
-    env = MimicEnv(**script.env_kwargs(cfg))
-    before = evaluate_imitation(untrained, env, episodes=10, seed=10_000).summary()
-    untrained.get_env().close()
-    script.train(cfg, tmp_path / "run")
-    after = json.loads((tmp_path / "run" / "evals.jsonl").read_text().splitlines()[-1])
+    cfg = script.imitation_config(timesteps=200_000, hyperparameters={"learning_rate": 3e-4},
+                                  eval_freq=0, video_every=0, checkpoint_freq=0, eval_episodes=10,
+                                  logdir=str(tmp_path), run_name="run", progress_bar=False)
+    untrained = make_learner(cfg)
+    env = MimicEnv(clip="walk")
+    before = evaluate_imitation(untrained.model, env, episodes=10, seed=10_000).summary()
+    untrained.close()
+    after = runs.train(cfg).evaluation.summary()  # 10 episodes from seed 10_000, normalised
     print(f"untrained {before}\ntrained {after}")  # shown with pytest -s
     assert after["mean_ep_length"] >= 1.3 * before["mean_ep_length"], (before, after)
     assert after["normalised_return"] >= 1.3 * before["normalised_return"], (before, after)
@@ -137,7 +140,6 @@ def test_short_ppo_run_improves_on_the_untrained_policy(tmp_path):
 
 
 def test_cli_trains_the_imitation_env_with_sb3_ppo_and_with_our_a2c(tmp_path):
-    import csv
     import json
 
     import torch
@@ -148,10 +150,10 @@ def test_cli_trains_the_imitation_env_with_sb3_ppo_and_with_our_a2c(tmp_path):
             "--eval-episodes", "1", "--timesteps", "512"]
     assert main([*base, "--agent", "sb3:PPO", "--run-name", "ppo", "--n-envs", "2",
                  "--normalize", "--set", "n_steps=128", "batch_size=64", "n_epochs=1"]) == 0
-    rows = list(csv.DictReader((tmp_path / "ppo" / "progress.csv").open()))
-    logged = {t: float(rows[-1][f"imitation/{t}"]) for t in TERMS}
+    history = json.loads((tmp_path / "ppo" / "progress.json").read_text())
+    logged = {t: history[f"imitation/{t}"][-1][1] for t in TERMS}
     assert all(0.0 <= v <= 1.0 for v in logged.values()) and logged["pose"] > 0.1
-    assert (tmp_path / "ppo" / "vecnormalize.pkl").is_file()
+    assert (tmp_path / "ppo" / "vecnormalize.npz").is_file()
     used = json.loads((tmp_path / "ppo" / "config.json").read_text())["hyperparameters"]
     assert used["gamma"] == used["gae_lambda"] == 0.95 and used["clip_range"] == 0.2  # DeepMimic's
     assert used["n_steps"] == 128  # --set wins over the imitation defaults

@@ -100,6 +100,8 @@ class Agent:
     vectorized: ClassVar[bool] = False  # True: the agent steps a gymnasium VectorEnv
     default_log_interval: ClassVar[int] = 0  # learn()'s log_interval when none is given
     logs_per_episode: ClassVar[bool] = True  # log_interval counts episodes (else updates)
+    budget_units: ClassVar[tuple[str, ...]] = ("timesteps",)  # what learn()'s budget counts
+    uses_device: ClassVar[bool] = False  # the constructor takes device= (torch agents)
 
     def __init__(self, env: gym.Env | str | None, *, seed: int = 0, **hyperparameters: Any):
         known = {f.name for f in dataclasses.fields(self.Config)}
@@ -373,6 +375,8 @@ class EpisodicAgent(TabularAgent):
     seed derived from the agent's seed on its first reset, so one seed fixes the whole run.
     Their config has a ``log_interval`` (episodes between two logger dumps).
     """
+
+    budget_units = ("timesteps", "episodes")
 
     def __init__(self, env, *, seed: int = 0, **hyperparameters):
         super().__init__(env, seed=seed, **hyperparameters)

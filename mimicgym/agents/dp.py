@@ -280,6 +280,7 @@ class _PlanningAgent(TabularAgent):
     """A DP agent: ``learn()`` plans on ``env.unwrapped.model()`` until its tolerance."""
 
     _arrays = ("values", "q_values")
+    budget_units = ()  # plans to convergence on the model: no sample budget
 
     def __init__(self, env: gym.Env | str, *, seed: int = 0, **hyperparameters):
         super().__init__(env, seed=seed, **hyperparameters)

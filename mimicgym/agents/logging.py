@@ -8,8 +8,7 @@ in-memory ``history`` keeps every dumped value, for plots and determinism tests.
 from __future__ import annotations
 
 import json
-import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,19 @@ from mimicgym.utils.io import atomic_write
 
 
 class Logger:
-    def __init__(self, logdir: str | Path | None = None, hparams: dict | None = None):
+    """Scalars under SB3's keys, averaged between dumps, to TensorBoard and ``progress.json``.
+
+    A resumed run passes the ``history`` it kept (points up to its checkpoint) and
+    ``purge_step``: TensorBoard then hides the old run's events from that step on, so the
+    curves continue from the checkpoint instead of overlapping.
+    """
+
+    def __init__(self, logdir: str | Path | None = None, hparams: dict | None = None,
+                 history: dict[str, list] | None = None, purge_step: int | None = None):
         self.logdir = Path(logdir) if logdir is not None else None
         self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for key, points in (history or {}).items():
+            self.history[key] = [(int(s), float(v)) for s, v in points]
         self._pending: dict[str, list[float]] = defaultdict(list)
         self._writer = None
         self._hparams = hparams
@@ -28,12 +37,15 @@ class Logger:
             # torch's SummaryWriter is imported only when a run actually writes events.
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(self.logdir))
-            if hparams:
+            self._writer = SummaryWriter(log_dir=str(self.logdir), purge_step=purge_step)
+            if hparams and purge_step is None:
                 self._writer.add_text("hyperparameters", _markdown_table(hparams), 0)
 
-    def record(self, key: str, value: float) -> None:
+    def record(self, key: str, value: float, exclude=None) -> None:
+        """Record ``value`` under ``key`` (``exclude`` is SB3's; every output gets it here)."""
         self._pending[key].append(float(value))
+
+    record_mean = record  # SB3's name for averaging records, which ours always do
 
     @property
     def has_pending(self) -> bool:
@@ -49,6 +61,13 @@ class Logger:
                 self._writer.add_scalar(key, value, int(step))
         self._pending.clear()
         return written
+
+    def flush(self) -> None:
+        """Make what was dumped so far durable: event files and ``progress.json``."""
+        if self._writer is not None:
+            self._writer.flush()
+            with atomic_write(self.logdir / "progress.json", "w") as f:
+                json.dump(self.history, f)
 
     def close(self, final_metrics: dict[str, float] | None = None) -> None:
         if self._writer is not None:
@@ -66,28 +85,15 @@ class Logger:
 
 
 class EpisodeStats:
-    """Returns and lengths of finished episodes; means over the last ``window`` as SB3 does."""
+    """Returns and lengths of the finished episodes, in order."""
 
-    def __init__(self, window: int = 100):
+    def __init__(self):
         self.returns: list[float] = []
         self.lengths: list[int] = []
-        self._recent_r: deque[float] = deque(maxlen=window)
-        self._recent_l: deque[int] = deque(maxlen=window)
-        self._start = time.perf_counter()
 
     def add(self, episode_return: float, length: int) -> None:
         self.returns.append(float(episode_return))
         self.lengths.append(int(length))
-        self._recent_r.append(float(episode_return))
-        self._recent_l.append(int(length))
-
-    def record(self, logger: Logger, timesteps: int) -> None:
-        if self._recent_r:
-            logger.record("rollout/ep_rew_mean", np.mean(self._recent_r))
-            logger.record("rollout/ep_len_mean", np.mean(self._recent_l))
-        elapsed = time.perf_counter() - self._start
-        logger.record("time/fps", timesteps / max(elapsed, 1e-9))
-        logger.record("time/episodes", len(self.returns))
 
 
 def _markdown_table(params: dict) -> str:

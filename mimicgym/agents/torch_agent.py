@@ -29,6 +29,7 @@ class TorchAgent(Agent):
 
     _modules: ClassVar[tuple[str, ...]] = ()
     _optimizers: ClassVar[tuple[str, ...]] = ()
+    uses_device = True
 
     def __init__(self, env: gym.Env | str | None, *, seed: int = 0,
                  device: str | torch.device = "auto", deterministic: bool = False,
