@@ -38,23 +38,23 @@ class A2CConfig:
     """A2C hyperparameters with SB3's names and defaults, plus ``n_envs=8``: together
     rl-baselines3-zoo's CartPole-v1 settings, which solve it (``benchmarks/deep_agents.py``)."""
 
-    learning_rate: float = 7e-4
-    n_steps: int = 5
-    gamma: float = 0.99
+    learning_rate: float = 7e-4  # optimizer step size
+    n_steps: int = 5  # steps per env and update
+    gamma: float = 0.99  # discount factor
     gae_lambda: float = 1.0  # 1: n-step return to the end of the rollout (A3C); 0: TD(0)
     n_step_return: int | None = None  # a fixed n-step horizon instead of GAE
-    ent_coef: float = 0.0
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    n_envs: int = 8
-    net_arch: Sequence[int] | dict = (64, 64)
-    activation: str = "tanh"
+    ent_coef: float = 0.0  # entropy bonus weight
+    vf_coef: float = 0.5  # value loss weight
+    max_grad_norm: float = 0.5  # gradient norm clip
+    n_envs: int = 8  # parallel envs (a sync vector env)
+    net_arch: Sequence[int] | dict = (64, 64)  # hidden widths, or {"pi": [...], "vf": [...]}
+    activation: str = "tanh"  # hidden activation: tanh | relu
     shared_actor_critic: bool = False  # one MLP trunk with two heads
-    normalize_advantage: bool = False
+    normalize_advantage: bool = False  # advantages to zero mean, unit std per update
     use_rms_prop: bool = True  # else Adam
-    rms_prop_eps: float = 1e-5
-    log_std_init: float = 0.0
-    ortho_init: bool = True
+    rms_prop_eps: float = 1e-5  # RMSprop epsilon (SB3's)
+    log_std_init: float = 0.0  # initial log std of Gaussian actions
+    ortho_init: bool = True  # orthogonal initialisation, as SB3
     normalize_observations: bool = False  # running mean/std in the network (VecNormalize's)
 
     def __post_init__(self):

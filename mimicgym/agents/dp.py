@@ -255,9 +255,9 @@ def policy_iteration(model: TabularModel, gamma: float = 0.99, policy: np.ndarra
 
 @dataclass
 class DPConfig:
-    gamma: float = 0.99
+    gamma: float = 0.99  # discount factor
     tol: float = 1e-8  # stop when a sweep changes no value by more than this
-    max_iterations: int = 100_000
+    max_iterations: int = 100_000  # sweeps before giving up without convergence
 
     def __post_init__(self) -> None:
         check_probability("gamma", self.gamma)

@@ -46,22 +46,22 @@ class DQNConfig:
     with Double DQN and ``learning_rate`` 1e-3 instead of 2.3e-3, which solve CartPole-v1
     within 50k steps for seeds 0-2 (``benchmarks/deep_agents.py``, ``dqn_solve``)."""
 
-    learning_rate: float = 1e-3
-    buffer_size: int = 100_000
-    learning_starts: int = 1_000
-    batch_size: int = 64
-    gamma: float = 0.99
+    learning_rate: float = 1e-3  # Adam step size
+    buffer_size: int = 100_000  # transitions the replay buffer keeps
+    learning_starts: int = 1_000  # uniform random steps before training starts
+    batch_size: int = 64  # transitions per minibatch
+    gamma: float = 0.99  # discount factor
     train_freq: int = 256  # environment steps between training rounds
     gradient_steps: int = 128  # updates per round; -1: as many as env steps in the round
     target_update_interval: int = 10  # environment steps between target updates
     tau: float = 1.0  # 1: hard copy; < 1: Polyak averaging
-    exploration_fraction: float = 0.16
-    exploration_initial_eps: float = 1.0
-    exploration_final_eps: float = 0.04
-    max_grad_norm: float = 10.0
-    net_arch: Sequence[int] = (256, 256)
-    double_q: bool = True
-    loss: str = "huber"
+    exploration_fraction: float = 0.16  # share of the run over which epsilon decays
+    exploration_initial_eps: float = 1.0  # epsilon at the start
+    exploration_final_eps: float = 0.04  # epsilon after the decay
+    max_grad_norm: float = 10.0  # gradient norm clip
+    net_arch: Sequence[int] = (256, 256)  # hidden widths of the Q-network
+    double_q: bool = True  # Double DQN targets (van Hasselt et al. 2016)
+    loss: str = "huber"  # TD loss: huber | mse
     features_dim: int = 512  # CNN output width, image observations only
 
     def __post_init__(self):

@@ -86,8 +86,8 @@ class MonteCarloConfig:
     exploring_starts: bool = False  # control only; pair with epsilon=0 for MC ES
     epsilon: float | str = 0.1  # control only; number or schedule string (per episode)
     learning_rate: float | str = INVERSE_VISIT_COUNT  # "1/n": sample averages
-    gamma: float = 0.99
-    log_interval: int = 10
+    gamma: float = 0.99  # discount factor
+    log_interval: int = 10  # episodes between logger dumps
 
     def __post_init__(self) -> None:
         for name in ("control", "first_visit", "exploring_starts"):

@@ -34,19 +34,19 @@ class ReinforceConfig:
     """REINFORCE hyperparameters (SB3 names where the concept exists). The defaults solve
     CartPole-v1 (see ``benchmarks/deep_agents.py``)."""
 
-    learning_rate: float = 1e-3
-    gamma: float = 0.99
+    learning_rate: float = 1e-3  # Adam step size
+    gamma: float = 0.99  # discount factor
     n_episodes: int = 2  # whole episodes per gradient step
     baseline: bool = True  # subtract the learned V(s_t) from G_t
     normalize_advantage: bool = True  # without a baseline: return normalisation
-    bootstrap_truncated: bool = True
-    ent_coef: float = 0.0
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    net_arch: Sequence[int] | dict = (64, 64)
-    activation: str = "tanh"
-    log_std_init: float = 0.0
-    ortho_init: bool = True
+    bootstrap_truncated: bool = True  # time-limit cuts bootstrap from V(final obs)
+    ent_coef: float = 0.0  # entropy bonus weight
+    vf_coef: float = 0.5  # value loss weight
+    max_grad_norm: float = 0.5  # gradient norm clip
+    net_arch: Sequence[int] | dict = (64, 64)  # hidden widths, or {"pi": [...], "vf": [...]}
+    activation: str = "tanh"  # hidden activation: tanh | relu
+    log_std_init: float = 0.0  # initial log std of Gaussian actions
+    ortho_init: bool = True  # orthogonal initialisation, as SB3
     normalize_observations: bool = False  # running mean/std in the network (VecNormalize's)
 
     def __post_init__(self):

@@ -27,7 +27,7 @@ from mimicgym.agents.schedules import StepSize, make_schedule, schedule_spec
 @dataclass
 class TDConfig:
     learning_rate: float | str = 0.1  # number, schedule string, or "1/n" per visit count
-    gamma: float = 0.99
+    gamma: float = 0.99  # discount factor
     log_interval: int = 10  # episodes between logger dumps
 
     def __post_init__(self) -> None:
@@ -60,7 +60,7 @@ class TD0(EpisodicAgent):
 
     @dataclass
     class Config(TDConfig):
-        initial_value: float = 0.0
+        initial_value: float = 0.0  # V of every non-terminal state before learning
 
         def __post_init__(self) -> None:
             super().__post_init__()
