@@ -172,3 +172,37 @@ def test_cli_trains_the_imitation_env_with_sb3_ppo_and_with_our_a2c(tmp_path):
     # An episode earns between 0 and 1 per step, and lasts at least a step.
     for run in ("ppo", "a2c"):
         assert 0.0 < json.loads((tmp_path / run / "eval.json").read_text())["mean_reward"] <= 300
+
+
+def test_every_imitation_run_gets_evaluations_videos_curves_and_a_render(tmp_path, capsys):
+    """The CLI's imitation run (the route scripts/train_mimic.py takes too): periodic
+    evaluations in evals.jsonl with an MP4, then the curve script and `mimicgym render`."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    import imageio.v2 as imageio
+
+    from mimicgym.cli import main
+
+    argv = ["train", "--env", "mimicgym/MimicWalk-v0", "--agent", "sb3:PPO", "--normalize",
+            "--timesteps", "256", "--eval-freq", "128", "--eval-episodes", "1", "--video-every", "2",
+            "--logdir", str(tmp_path), "--run-name", "walk", "--no-progress", "--env-kwarg",
+            "episode_seconds=1.0", "--set", "n_steps=64", "batch_size=64", "n_epochs=1"]
+    assert main(argv) == 0
+    run = tmp_path / "walk"
+    rows = [json.loads(line) for line in (run / "evals.jsonl").read_text().splitlines()]
+    assert [r["samples"] for r in rows] == [128, 256, 256]  # two periodic, then the final one
+    assert all(0.0 < r["normalised_return"] <= 1.0 and r["mean_ep_length"] >= 1 for r in rows)
+    assert (run / "videos" / "eval_256.mp4").stat().st_size > 0  # the 2nd evaluation's video
+    assert not (run / "videos" / "eval_128.mp4").exists()
+    spec = importlib.util.spec_from_file_location(
+        "plot_mimic_curve", Path(__file__).resolve().parents[1] / "scripts" / "plot_mimic_curve.py")
+    plot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot)
+    curve = plot.load_run(run)
+    assert curve["clip"] == "walk" and curve["samples"].tolist() == [128, 256, 256]
+    assert main(["render", str(run), "--seconds", "0.5", "--width", "96", "--height", "64"]) == 0
+    assert "render.mp4" in capsys.readouterr().out
+    strip = imageio.imread(run / "render.png")
+    assert strip.shape[0] == 64 and strip.std() > 0  # frames with something in them

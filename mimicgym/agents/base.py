@@ -370,7 +370,8 @@ class EpisodicAgent(TabularAgent):
     """A tabular agent that learns from episodes of experience (Monte Carlo, TD).
 
     Subclasses implement ``_run_episode(max_steps, callback) -> stopped``: play one episode
-    (at most ``max_steps`` steps), learning as they go, with ``_end_step`` after each step;
+    (at most ``max_steps`` steps), learning as they go, counting each step and calling
+    ``_end_step`` after the last one or whenever there is a callback;
     they may record their own metrics in ``_record_train_metrics``. The env is reset with a
     seed derived from the agent's seed on its first reset, so one seed fixes the whole run.
     Their config has a ``log_interval`` (episodes between two logger dumps).
@@ -421,9 +422,9 @@ class EpisodicAgent(TabularAgent):
 
     def _end_step(self, callback: BaseCallback | None, action: int, obs, reward: float,
                   done: bool, info: dict, episode_return: float, length: int) -> bool:
-        """After each env step: count it (and the episode, when it ends), then the callback.
-        False when the callback asks to stop."""
-        self.num_timesteps += 1
+        """After a step that ended an episode or has a callback to call (loops test that
+        first and count ``num_timesteps`` themselves: the common step costs nothing more):
+        count the episode, then call the callback. False when the callback asks to stop."""
         if done:
             self._finish_episode(episode_return, length)
         if callback is None:

@@ -177,8 +177,10 @@ class MonteCarlo(EpisodicAgent):
             done = terminated or truncated
             if done:  # learn before the step is reported: a callback sees the updated tables
                 self._learn_from_episode(np.array(states), np.array(actions), np.array(rewards))
-            if not self._end_step(callback, action, obs, float(reward), done, info, episode_return,
-                                  len(rewards)):
+            self.num_timesteps += 1
+            if (done or callback is not None) and not self._end_step(
+                    callback, action, obs, float(reward), done, info, episode_return,
+                    len(rewards)):
                 return True
             if done:
                 return False

@@ -106,7 +106,9 @@ class TD0(EpisodicAgent):
             if terminated:
                 v[next_state] = 0.0  # terminal by definition, whatever initial_value said
             done = terminated or truncated
-            if not self._end_step(callback, action, obs, reward, done, info, episode_return, length):
+            self.num_timesteps += 1
+            if (done or callback is not None) and not self._end_step(
+                    callback, action, obs, reward, done, info, episode_return, length):
                 return True
             if done:
                 return False
@@ -173,7 +175,9 @@ class _TDControl(EpisodicAgent):
             if terminated:
                 self.q_values[next_state] = 0.0  # terminal: never bootstrapped from, shown as 0
             done = terminated or truncated
-            if not self._end_step(callback, taken, obs, reward, done, info, episode_return, length):
+            self.num_timesteps += 1
+            if (done or callback is not None) and not self._end_step(
+                    callback, taken, obs, reward, done, info, episode_return, length):
                 return True
             if done:
                 return False
