@@ -1,8 +1,10 @@
-"""Agents with one small API, in the spirit of stable-baselines3.
+"""Agents with stable-baselines3's contract.
 
-``Agent(env, seed=..., **hyperparameters)``, ``learn(...)``, ``predict(obs,
-deterministic=True) -> (action, state)``, ``save(path)`` and ``Agent.load(path, env)``.
-Names resolve lazily, so tabular work never imports torch.
+``Agent(env, seed=..., **hyperparameters)``; ``learn(total_timesteps, *, callback=None,
+log_interval=..., progress_bar=False, reset_num_timesteps=True)`` with SB3's callbacks
+(tabular episodic agents also take ``total_episodes``); ``predict(obs, deterministic=True)
+-> (action, state)``; ``save(path)`` and ``Agent.load(path, env)``. Names resolve lazily, so
+tabular work never imports torch.
 """
 
 from __future__ import annotations

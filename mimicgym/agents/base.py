@@ -1,8 +1,11 @@
-"""The agent API every algorithm shares: construct, ``learn``, ``predict``, ``save``, ``load``.
+"""The agent contract every algorithm shares, stable-baselines3's: ``learn``, ``predict``,
+``save``, ``load`` and SB3's callbacks.
 
-``predict`` has stable-baselines3's signature, so ``evaluate_policy`` accepts our agents.
-Hyperparameters live in one dataclass per agent (``Agent.Config``) whose ``__post_init__``
-validates them with errors that name the field and the value.
+``predict`` has SB3's signature, so ``evaluate_policy`` accepts our agents; ``learn`` has
+SB3's signature and calls SB3's callbacks where SB3's algorithms do (see
+:mod:`mimicgym.agents.callbacks`). Hyperparameters live in one dataclass per agent
+(``Agent.Config``) whose ``__post_init__`` validates them with errors (``ConfigError``) that
+name the field and the value.
 """
 
 from __future__ import annotations
