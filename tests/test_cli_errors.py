@@ -62,6 +62,7 @@ def test_a_text_file_is_not_a_checkpoint(tmp_path, capsys):
     _fails(["train", "--resume", str(notes)], capsys, "notes.txt", "not inside a run directory")
     assert main(["train", "--agent", "q_learning", "--episodes", "5", "--logdir", str(tmp_path),
                  "--run-name", "run", "--no-progress", "--eval-episodes", "0"]) == 0
+    _fails(["train", "--resume", str(tmp_path / "run")], capsys, "5 episodes", "larger")  # done
     (tmp_path / "run" / "model.npz").write_text("not an archive")
     _fails(["train", "--resume", str(tmp_path / "run"), "--episodes", "10"], capsys, "model.npz")
     _fails(["train", "--resume", str(tmp_path / "run"), "--env", "CartPole-v1"], capsys, "env")
