@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 from mimicgym.agents.base import Agent
