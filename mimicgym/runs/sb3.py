@@ -1,0 +1,112 @@
+"""stable-baselines3 algorithms as run agents (``--agent sb3:PPO``): lookup, hyperparameters
+checked against the constructor before anything is built, models built and loaded."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from mimicgym.errors import CheckpointError, ConfigError
+from mimicgym.runs.config import SB3_PREFIX
+from mimicgym.runs.options import check_range, coerce
+
+ALGORITHMS = ("A2C", "DDPG", "DQN", "PPO", "SAC", "TD3")
+# Set by the run layer itself, never by --set.
+_RUN_OWNED = {"self", "policy", "env", "seed", "device", "verbose", "tensorboard_log",
+              "_init_setup_model", "stats_window_size"}
+# Simple bounds SB3 does not check itself (a gamma of 1.5 ends in NaN logits, not an error).
+_RANGES: dict[str, tuple[float, float, bool]] = {  # name -> (low, high, low excluded)
+    "gamma": (0.0, 1.0, False), "gae_lambda": (0.0, 1.0, False), "tau": (0.0, 1.0, True),
+    "learning_rate": (0.0, math.inf, True), "clip_range": (0.0, math.inf, True),
+    "ent_coef": (0.0, math.inf, False), "vf_coef": (0.0, math.inf, False),
+    "max_grad_norm": (0.0, math.inf, True), "n_steps": (1, math.inf, False),
+    "batch_size": (1, math.inf, False), "n_epochs": (1, math.inf, False),
+    "buffer_size": (1, math.inf, False), "learning_starts": (0, math.inf, False),
+    "target_update_interval": (1, math.inf, False), "exploration_fraction": (0.0, 1.0, False),
+    "exploration_initial_eps": (0.0, 1.0, False), "exploration_final_eps": (0.0, 1.0, False),
+}
+
+
+def sb3_algorithm(name: str):
+    import stable_baselines3
+
+    algo = name[len(SB3_PREFIX):] if name.startswith(SB3_PREFIX) else name
+    cls = getattr(stable_baselines3, algo, None)
+    if algo not in ALGORITHMS or not isinstance(cls, type):
+        raise ConfigError(f"unknown stable-baselines3 algorithm {algo!r}; choose one of "
+                          f"{', '.join(SB3_PREFIX + a for a in ALGORITHMS)}")
+    return cls
+
+
+def _parameters(algo) -> dict[str, inspect.Parameter]:
+    return {n: p for n, p in inspect.signature(algo.__init__).parameters.items()
+            if n not in _RUN_OWNED and p.kind is not p.VAR_KEYWORD}
+
+
+def check_sb3_hyperparameters(algo, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` checked against ``algo``'s constructor: known names, the default's type
+    (ints widened to floats), and the simple ranges above."""
+    params = _parameters(algo)
+    unknown = sorted(set(values) - set(params))
+    if unknown:
+        raise ConfigError(f"{algo.__name__} has no hyperparameter {', '.join(map(repr, unknown))}; "
+                          f"see: mimicgym list --agent sb3:{algo.__name__}")
+    checked = {}
+    for name, value in values.items():
+        default = params[name].default
+        # The default's type stands for the annotation (SB3's admit schedules, which --set cannot give).
+        annotation = ("bool" if isinstance(default, bool) else "float" if isinstance(default, float)
+                      else "int" if isinstance(default, int)
+                      else "str | float" if isinstance(default, str)  # e.g. SAC's ent_coef="auto"
+                      else "int | list" if isinstance(default, tuple)  # e.g. train_freq=(1, "step")
+                      else "Any")  # None or a dict default: the constructor decides
+        value = coerce(name, value, annotation, f"{algo.__name__} hyperparameter ")
+        if name in _RANGES:
+            low, high, low_open = _RANGES[name]
+            check_range(name, value, low, high, low_open=low_open,
+                        what=f"{algo.__name__} hyperparameter ")
+        checked[name] = value
+    return checked
+
+
+def describe_sb3(algo) -> list[tuple[str, str, str]]:
+    """(name, default, first line of SB3's ``:param name:`` doc) per constructor argument."""
+    docs = {}
+    for match in re.finditer(r":param (\w+):\s*(.+?)(?=\n\s*:param|\n\s*\n|\Z)", algo.__doc__ or "",
+                             re.S):
+        text = " ".join(match.group(2).split())
+        first = re.split(r"\.\s+(?=[A-Z])|, it can be", text)[0].rstrip(".")
+        docs[match.group(1)] = first if len(first) <= 100 else first[:99] + "…"
+    return [(name, repr(p.default), docs.get(name, ""))
+            for name, p in _parameters(algo).items() if p.default is not p.empty]
+
+
+def policy_name(observation_space) -> str:
+    from gymnasium import spaces
+    from stable_baselines3.common.preprocessing import is_image_space
+
+    if isinstance(observation_space, spaces.Dict):
+        return "MultiInputPolicy"
+    return "CnnPolicy" if is_image_space(observation_space) else "MlpPolicy"
+
+
+def build_model(algo, venv, hyperparameters: dict[str, Any], seed: int, device: str):
+    return algo(policy_name(venv.observation_space), venv, seed=seed, device=device, verbose=0,
+                **hyperparameters)
+
+
+def load_model(algo, path: Path, venv=None, device: str = "auto"):
+    """A saved SB3 model, or a ``CheckpointError`` naming the file."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: no such model file")
+    try:
+        return algo.load(str(path), env=venv, device=device)
+    except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError, RuntimeError,
+            TypeError) as e:
+        if isinstance(e, zipfile.BadZipFile) or not zipfile.is_zipfile(path):
+            raise CheckpointError(f"{path}: not a stable-baselines3 model file") from None
+        raise CheckpointError(f"{path}: cannot be loaded as {algo.__name__} ({e})") from None
