@@ -6,7 +6,6 @@ import torch
 
 from mimicgym.motion.amass import load_amass
 from mimicgym.motion.body_model import BodyModel
-from mimicgym.motion.clip import MotionClip
 from mimicgym.motion.rotations import axis_angle_to_quat
 from mimicgym.motion.body_geometry import body_skeleton
 from mimicgym.motion.skeleton import SMPL_SKELETON
@@ -24,7 +23,7 @@ def _amass(tmp_path, T=6, width=156, seed=0, **extra):
 
 def test_smplh_layout(tmp_path):
     path, a = _amass(tmp_path, width=156)
-    clip = MotionClip.from_amass(path)
+    clip = load_amass(path)
     assert clip.fps == 120.0 and clip.num_frames == 6 and clip.skeleton is SMPL_SKELETON
     expected = axis_angle_to_quat(torch.from_numpy(a["poses"][:, :66].reshape(6, 22, 3))).numpy()
     np.testing.assert_allclose(clip.rotations[:, :22], expected, atol=1e-15)

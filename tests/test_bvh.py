@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from mimicgym.motion.bvh import load_bvh, save_bvh
 from mimicgym.motion.clip import MotionClip
 from mimicgym.motion.deepmimic import load_deepmimic
 from mimicgym.motion.rotations import axis_angle_to_quat, euler_to_matrix, quat_to_matrix
@@ -52,7 +53,7 @@ def _mat(q):
 
 def test_small_file_channels_units_and_end_sites(tmp_path):
     (tmp_path / "small.bvh").write_text(SMALL)
-    clip = MotionClip.from_bvh(tmp_path / "small.bvh", scale=0.01)
+    clip = load_bvh(tmp_path / "small.bvh", scale=0.01)
     sk = clip.skeleton
     # The End Site with a length becomes a fixed joint; the zero-length one is dropped.
     assert sk.joint_names == ("Hips", "Chest", "Chest_end", "LeftLeg")
@@ -82,7 +83,7 @@ def test_braces_on_the_joint_line(tmp_path):
     for folder, text in (("a", SMALL), ("b", compact)):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "m.bvh").write_text(text)
-    a, b = MotionClip.from_bvh(tmp_path / "a" / "m.bvh"), MotionClip.from_bvh(tmp_path / "b" / "m.bvh")
+    a, b = load_bvh(tmp_path / "a" / "m.bvh"), load_bvh(tmp_path / "b" / "m.bvh")
     assert a.skeleton == b.skeleton
     np.testing.assert_array_equal(a.rotations, b.rotations)
 
@@ -96,14 +97,14 @@ def _random_smpl_clip(seed=0, T=12):
 @pytest.mark.parametrize("order", ["ZXY", "XYZ", "YZX"])
 def test_round_trip_smpl(tmp_path, order):
     clip = _random_smpl_clip()
-    clip.to_bvh(tmp_path / "c.bvh", scale=100.0, order=order)
-    back = MotionClip.from_bvh(tmp_path / "c.bvh", scale=0.01, skeleton=SMPL_SKELETON)
+    save_bvh(clip, tmp_path / "c.bvh", scale=100.0, order=order)
+    back = load_bvh(tmp_path / "c.bvh", scale=0.01, skeleton=SMPL_SKELETON)
     assert back.skeleton is SMPL_SKELETON and back.fps == pytest.approx(30.0)
     np.testing.assert_allclose(back.root_trans, clip.root_trans, atol=1e-6)
     np.testing.assert_allclose(np.abs((back.rotations * clip.rotations).sum(-1)), 1.0, atol=1e-6)
     np.testing.assert_allclose(back.joint_positions(), clip.joint_positions(), atol=1e-6)
     # Without a skeleton: the file's own (depth-first) joint order, the same joints and motion.
-    own = MotionClip.from_bvh(tmp_path / "c.bvh", scale=0.01)
+    own = load_bvh(tmp_path / "c.bvh", scale=0.01)
     assert sorted(own.skeleton.joint_names) == sorted(SMPL_SKELETON.joint_names)
     np.testing.assert_allclose(own.skeleton.upright, SMPL_SKELETON.upright, atol=1e-12)
     idx = [own.skeleton.index(n) for n in SMPL_SKELETON.joint_names]
@@ -112,10 +113,10 @@ def test_round_trip_smpl(tmp_path, order):
 
 def test_round_trip_deepmimic_walk(tmp_path):
     clip = load_deepmimic(DATA / "humanoid3d_walk.txt")
-    clip.to_bvh(tmp_path / "walk.bvh")
-    back = MotionClip.from_bvh(tmp_path / "walk.bvh", skeleton=HUMANOID3D_SKELETON)
+    save_bvh(clip, tmp_path / "walk.bvh")
+    back = load_bvh(tmp_path / "walk.bvh", skeleton=HUMANOID3D_SKELETON)
     np.testing.assert_allclose(back.joint_positions(), clip.joint_positions(), atol=1e-6)
-    own = MotionClip.from_bvh(tmp_path / "walk.bvh", forward_axis="x")
+    own = load_bvh(tmp_path / "walk.bvh", forward_axis="x")
     np.testing.assert_allclose(own.skeleton.upright, HUMANOID3D_SKELETON.upright, atol=1e-12)
     # Default standing height: root above the lowest joint (the ankles).
     assert own.skeleton.root_height == pytest.approx(0.421546 + 0.409870)
@@ -134,10 +135,10 @@ def test_round_trip_deepmimic_walk(tmp_path):
 def test_bad_files(tmp_path, edit, message):
     (tmp_path / "bad.bvh").write_text(edit(SMALL))
     with pytest.raises(ValueError, match=message):
-        MotionClip.from_bvh(tmp_path / "bad.bvh")
+        load_bvh(tmp_path / "bad.bvh")
 
 
 def test_skeleton_mismatch(tmp_path):
     (tmp_path / "small.bvh").write_text(SMALL)
     with pytest.raises(ValueError, match="not in the skeleton"):
-        MotionClip.from_bvh(tmp_path / "small.bvh", skeleton=SMPL_SKELETON)
+        load_bvh(tmp_path / "small.bvh", skeleton=SMPL_SKELETON)

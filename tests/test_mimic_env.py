@@ -16,7 +16,8 @@ import pytest
 import torch
 
 import mimicgym.envs  # noqa: F401  (registers the ids)
-from mimicgym.envs.mimic.characters import HUMANOID3D_JOINTS, make_character
+from mimicgym.envs.mimic.characters import HUMANOID3D_JOINTS
+from mimicgym.envs.mimic.factory import make_character
 from mimicgym.envs.mimic.env import MimicEnv
 from mimicgym.envs.mimic.reference import ReferenceMotion, clip_to_qpos
 from mimicgym.motion.deepmimic import load_deepmimic

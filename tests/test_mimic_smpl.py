@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import mimicgym.envs  # noqa: F401  (registers the ids)
-from mimicgym.envs.mimic.characters import make_character
+from mimicgym.envs.mimic.factory import make_character
 from mimicgym.envs.mimic.env import MimicEnv
 from mimicgym.motion.clip_library import make_clip
 from _mimic_checks import check_rsi, ghost_coverage, random_rollout_episodes

@@ -288,29 +288,6 @@ class MotionClip:
         except ValueError as e:
             raise ValueError(f"invalid motion clip {os.fspath(path)!r}: {e}") from e
 
-    @classmethod
-    def from_bvh(cls, path: str | os.PathLike, **kwargs: Any) -> "MotionClip":
-        """Import a BVH file (see :func:`mimicgym.motion.bvh.load_bvh`)."""
-        from mimicgym.motion.bvh import load_bvh
-        return load_bvh(path, **kwargs)
-
-    def to_bvh(self, path: str | os.PathLike, **kwargs: Any) -> None:
-        """Export as BVH (see :func:`mimicgym.motion.bvh.save_bvh`)."""
-        from mimicgym.motion.bvh import save_bvh
-        save_bvh(self, path, **kwargs)
-
-    @classmethod
-    def from_deepmimic(cls, path: str | os.PathLike, **kwargs: Any) -> "MotionClip":
-        """Import a DeepMimic motion file (see :func:`mimicgym.motion.deepmimic.load_deepmimic`)."""
-        from mimicgym.motion.deepmimic import load_deepmimic
-        return load_deepmimic(path, **kwargs)
-
-    @classmethod
-    def from_amass(cls, path: str | os.PathLike, **kwargs: Any) -> "MotionClip":
-        """Import an AMASS-style ``.npz`` (see :func:`mimicgym.motion.amass.load_amass`)."""
-        from mimicgym.motion.amass import load_amass
-        return load_amass(path, **kwargs)
-
     def __repr__(self) -> str:
         return (f"MotionClip(name={self.name!r}, skeleton={self.skeleton.name!r}, "
                 f"frames={self.num_frames}, fps={self.fps:g}, loop={self.loop})")

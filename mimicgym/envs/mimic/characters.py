@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from mimicgym.motion.skeleton import HUMANOID3D_SKELETON, Skeleton
+from mimicgym.motion.skeleton import Skeleton
 
 # Physics at 600 Hz: DeepMimic uses >= 450 Hz for its stiff gains; 30 Hz control divides it.
 SIM_TIMESTEP = 1.0 / 600.0
@@ -347,20 +347,3 @@ class Character:
             elif j.kind == "hinge":
                 columns.append(qpos[:, adr:adr + 1])
         return np.concatenate(columns, axis=1)
-
-
-def make_character(name: str = "humanoid3d", ghost: bool = False,
-                   betas: np.ndarray | None = None) -> Character:
-    """Compile a character by name: ``"humanoid3d"`` or ``"smpl"`` (shaped by ``betas``, the
-    default body when ``None``); ``ghost`` adds a translucent reference copy for rendering."""
-    if name == "humanoid3d":
-        if betas is not None:
-            raise ValueError("betas only apply to character='smpl', got betas for 'humanoid3d'")
-        model = mujoco.MjModel.from_xml_string(humanoid3d_mjcf(ghost=ghost))
-        return Character(name, model, HUMANOID3D_JOINTS, HUMANOID3D_SKELETON,
-                         HUMANOID3D_BODY_GROUPS)
-    if name == "smpl":
-        from mimicgym.envs.mimic.smpl_character import make_smpl_character
-
-        return make_smpl_character(betas, ghost=ghost)
-    raise ValueError(f"unknown character {name!r}; expected 'humanoid3d' or 'smpl'")

@@ -29,15 +29,10 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from mimicgym.envs.mimic.characters import make_character
+from mimicgym.envs.mimic.factory import make_character
+from mimicgym.envs.mimic.heading import heading_matrix
 from mimicgym.envs.mimic.reference import load_reference
-from mimicgym.envs.mimic.reward import (
-    TERMS,
-    ImitationReward,
-    RewardConfig,
-    heading_matrix,
-    heading_task_reward,
-)
+from mimicgym.envs.mimic.reward import TERMS, ImitationReward, RewardConfig, heading_task_reward
 
 # Body groups allowed to touch the ground, per clip (DeepMimic's "EnableFallContact" per
 # motion); group names resolve to bodies through ``Character.body_groups``. ``None``: every body

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from mimicgym.envs.mimic.characters import Character
-from mimicgym.envs.mimic.reward import end_effectors_in_heading
+from mimicgym.envs.mimic.heading import end_effectors_in_heading
 from mimicgym.motion.clip import MotionClip
 from mimicgym.motion.deepmimic import deepmimic_clip_path, load_deepmimic
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from mimicgym.envs.mimic.characters import GHOST_OFFSET, Character, make_character
+from mimicgym.envs.mimic.characters import GHOST_OFFSET, Character
+from mimicgym.envs.mimic.factory import make_character
 from mimicgym.utils.io import atomic_write
 
 
