@@ -20,6 +20,7 @@ run: install
 	$(PY) scripts/quickstart.py
 
 test: install
+	$(PY) -m ruff check .
 	$(PY) -m pytest -n 2 -q
 
 bench: install

@@ -73,9 +73,9 @@ def main() -> None:
         with torch.inference_mode():
             err = float((ours(**p).vertices - ref(**p).vertices).abs().max())
             for _ in range(args.repeats):
-                best["mimicgym"] = max(best["mimicgym"], bench(lambda: ours(**p), min_time))
-                best["smplx"] = max(best["smplx"], bench(lambda: ref(**p), min_time))
-                best["default"] = max(best["default"], bench(lambda: default(**p), min_time))
+                best["mimicgym"] = max(best["mimicgym"], bench(lambda p=p: ours(**p), min_time))
+                best["smplx"] = max(best["smplx"], bench(lambda p=p: ref(**p), min_time))
+                best["default"] = max(best["default"], bench(lambda p=p: default(**p), min_time))
         rows.append({"batch": B, "mimicgym_bodies_per_s": best["mimicgym"] * B, "smplx_bodies_per_s": best["smplx"] * B,
                      "speedup": best["mimicgym"] / best["smplx"], "default_model_bodies_per_s": best["default"] * B,
                      "max_abs_vertex_diff": err})

@@ -114,7 +114,8 @@ def bench_value_iteration(quick: bool) -> list[dict]:
     return [
         {"name": "value_iteration 100x100 (mimicgym.agents)", "unit": "s", "value": fast,
          "sweeps": result.iterations},
-        {"name": "value_iteration 100x100 (dict loop" + ("" if converged else f", projected from {sweeps} sweeps") + ")",
+        {"name": "value_iteration 100x100 (dict loop"
+                 + ("" if converged else f", projected from {sweeps} sweeps") + ")",
          "unit": "s", "value": slow, "sweeps": sweeps, "max_abs_diff_vs_vectorised": max_diff,
          "vectorised_speedup": slow / fast},
     ]
@@ -148,7 +149,8 @@ def main() -> None:
         extra = f"  ({row['vs_frozenlake']:.1f}x FrozenLake)" if "vs_frozenlake" in row else ""
         extra += f"  ({row['sweeps']} sweeps)" if "sweeps" in row else ""
         if "vectorised_speedup" in row:
-            extra += f"  (vectorised {row['vectorised_speedup']:.0f}x faster, max |dV| {row['max_abs_diff_vs_vectorised']:.1e})"
+            extra += (f"  (vectorised {row['vectorised_speedup']:.0f}x faster, "
+                      f"max |dV| {row['max_abs_diff_vs_vectorised']:.1e})")
         print(f"{row['name']:68s} {row['value']:14,.3f}  {row['unit']}{extra}")
     with atomic_write(RESULTS, "w") as f:
         json.dump({"machine": platform.processor() or platform.machine(), "python": platform.python_version(),

@@ -26,8 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mimicgym.motion.body_model import (DEFAULT_MODEL_PATH, SMPL_JOINT_NAMES, SMPL_PARENTS,
-                                        batch_rigid_transform, linear_blend_skinning)
+from mimicgym.motion.body_model import (
+    DEFAULT_MODEL_PATH,
+    SMPL_JOINT_NAMES,
+    SMPL_PARENTS,
+    batch_rigid_transform,
+    linear_blend_skinning,
+)
 from mimicgym.motion.model_io import save_model_npz
 from mimicgym.motion.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 

@@ -3,8 +3,8 @@ next to the DeepMimic paper's results (Peng et al. 2018, humanoid: walk 0.985 af
 run 0.951 after 53M).
 
 Reads each run directory's ``evals.jsonl`` (written by imitation runs with ``--eval-freq``,
-e.g. ``scripts/train_mimic.py``) and its ``config.json`` (for the clip name); prints a table with the sample rate and the sample
-efficiency (normalised return per million samples) reached.
+e.g. ``scripts/train_mimic.py``) and its ``config.json`` (for the clip name); prints a table with the sample rate and
+the sample efficiency (normalised return per million samples) reached.
 
     python scripts/plot_mimic_curve.py runs/mimic/walk_humanoid3d_s0 runs/mimic/run_humanoid3d_s0 \
         --out runs/plots/mimic_curve.png

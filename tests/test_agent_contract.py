@@ -6,8 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import (BaseCallback, CallbackList, CheckpointCallback,
-                                                StopTrainingOnMaxEpisodes)
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback, StopTrainingOnMaxEpisodes
 
 from mimicgym import agents
 from mimicgym.agents.dp import value_iteration

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from mimicgym.motion.amass import load_amass
+from mimicgym.motion.body_geometry import body_skeleton
 from mimicgym.motion.body_model import BodyModel
 from mimicgym.motion.rotations import axis_angle_to_quat
-from mimicgym.motion.body_geometry import body_skeleton
 from mimicgym.motion.skeleton import SMPL_SKELETON
 
 

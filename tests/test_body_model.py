@@ -5,11 +5,20 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from _body_fixtures import random_smpl_arrays
-from mimicgym.motion.body_model import (SMPL_JOINT_NAMES, SMPL_PARENTS, BodyModel, batch_rigid_transform,
-                                        blend_shapes, kinematic_levels, lbs, linear_blend_skinning, pose_features,
-                                        vertices_to_joints)
+
+from mimicgym.motion.body_model import (
+    SMPL_JOINT_NAMES,
+    SMPL_PARENTS,
+    BodyModel,
+    batch_rigid_transform,
+    blend_shapes,
+    kinematic_levels,
+    lbs,
+    linear_blend_skinning,
+    pose_features,
+    vertices_to_joints,
+)
 from mimicgym.motion.rotations import axis_angle_to_matrix
 
 F64 = torch.float64

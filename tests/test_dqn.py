@@ -66,8 +66,8 @@ def test_exploration_rate_during_learning():
     agent = DQN("CartPole-v1", learning_starts=10_000, exploration_fraction=0.5,
                 exploration_initial_eps=1.0, exploration_final_eps=0.2)
     rates = {}
-    agent.learn(100, callback=lambda l, g: not rates.__setitem__(l["self"].num_timesteps,
-                                                                    l["self"].exploration_rate))
+    agent.learn(100, callback=lambda locals_, _: not rates.__setitem__(
+        locals_["self"].num_timesteps, locals_["self"].exploration_rate))
     assert rates[25] == pytest.approx(0.6) and rates[50] == pytest.approx(0.2)
     assert rates[100] == pytest.approx(0.2)
 
@@ -81,7 +81,7 @@ def test_hard_target_update_every_interval_env_steps(monkeypatch):
                         lambda tau: (calls.append(agent.num_timesteps), original(tau)))
     in_sync = {}
     # SB3's callable protocol: (locals, globals) after every step; anything falsy stops
-    agent.learn(50, callback=lambda l, g: not in_sync.__setitem__(agent.num_timesteps, all(
+    agent.learn(50, callback=lambda locals_, _: not in_sync.__setitem__(agent.num_timesteps, all(
         torch.equal(p, q) for p, q in zip(agent.q_net.parameters(), agent.q_target.parameters()))))
     assert calls == [7, 14, 21, 28, 35, 42, 49]
     # training rounds run at steps 25, 30, 35...: the copy at step 28 syncs the nets until
@@ -260,7 +260,7 @@ def test_training_flushes_subnormals_and_restores_the_setting():
         assert float(subnormal * 1.5) == 0.0  # what keeps Adam's tiny moments fast
     assert float(subnormal * 1.5) > 0  # the global setting is back for other code
     agent = DQN("CartPole-v1", seed=0, learning_starts=10, train_freq=10, gradient_steps=1)
-    agent.learn(20, callback=lambda l, g: not seen.append(denormals_flushed()))
+    agent.learn(20, callback=lambda locals_, _: not seen.append(denormals_flushed()))
     assert seen == [True] * 20 and not denormals_flushed()
 
 
@@ -297,8 +297,8 @@ def test_training_rounds_match_sb3_given_the_same_weights_data_and_minibatches()
     for _ in range(2):  # two rounds with a hard target update in between
         idx = rng.integers(0, 600, size=(16, 32))
         rows = iter(idx)
-        sb3.replay_buffer.sample = lambda n, env=None: sb3.replay_buffer._get_samples(next(rows))
-        ours.replay_buffer.sample_indices = lambda rng_, n, k: idx
+        sb3.replay_buffer.sample = lambda n, env=None, rows=rows: sb3.replay_buffer._get_samples(next(rows))
+        ours.replay_buffer.sample_indices = lambda rng_, n, k, idx=idx: idx
         sb3.train(gradient_steps=16, batch_size=32)
         ours.train(16)
         for p, q in zip(ours.q_net.head.parameters(), sb3.policy.q_net.q_net.parameters()):

@@ -46,7 +46,8 @@ def library_prior(library_poses):
 def camera():
     # 3 m in front of the body (SMPL faces +z, y up): OpenCV axes x right, y down, z forward.
     R = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=F64))
-    return PerspectiveCamera.create(1000.0, (1000, 1000), rotation=R, translation=torch.tensor([0.0, 0.0, 3.0], dtype=F64))
+    return PerspectiveCamera.create(1000.0, (1000, 1000), rotation=R,
+                                    translation=torch.tensor([0.0, 0.0, 3.0], dtype=F64))
 
 
 def mpjpe(a, b):

@@ -190,7 +190,8 @@ def test_single_env_step_frequencies_match_model():
         env.reset(options={"state": s})
         nxt, reward, *_ = env.step(a)
         counts[(nxt, reward)] = counts.get((nxt, reward), 0) + 1
-    expected = {(int(ns), float(r)): p for ns, r, p in zip(model.next_states[s, a], model.rewards[s, a], model.probs[s, a]) if p > 0}
+    expected = {(int(ns), float(r)): p
+                for ns, r, p in zip(model.next_states[s, a], model.rewards[s, a], model.probs[s, a]) if p > 0}
     assert set(counts) == set(expected) and len(expected) == 4
     for key, p in expected.items():
         assert abs(counts[key] / n - p) < 5 * np.sqrt(p * (1 - p) / n)
@@ -269,7 +270,8 @@ def test_render_pixels_and_text():
     np.testing.assert_array_equal(image, expected)
     tiny = GridWorldEnv(map=["S.", ".G"], render_mode="rgb_array", cell_size=1)
     tiny.reset()
-    np.testing.assert_array_equal(tiny.render(), [[render.AGENT, render.COLOURS["."]], [render.COLOURS["."], render.COLOURS["G"]]])
+    np.testing.assert_array_equal(tiny.render(), [[render.AGENT, render.COLOURS["."]],
+                                                  [render.COLOURS["."], render.COLOURS["G"]]])
 
     text = gym.make("mimicgym/CliffWalking-v0", render_mode="ansi")
     text.reset(seed=0)

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from mimicgym.motion.body_model import BodyModel
-from mimicgym.motion.clip import MotionClip
 from mimicgym.motion.body_geometry import body_skeleton, part_volumes
-from mimicgym.motion.body_model import SMPL_JOINT_NAMES
+from mimicgym.motion.body_model import SMPL_JOINT_NAMES, BodyModel
+from mimicgym.motion.clip import MotionClip
 from mimicgym.motion.humanoid import body_positions, build_humanoid_mjcf, play_clip_kinematic, pose_to_qpos
 from mimicgym.motion.rotations import axis_angle_to_quat
 
@@ -185,6 +184,7 @@ def test_bad_arguments(bm):
         build_humanoid_mjcf(bm, root="welded")
     with pytest.raises(ValueError, match="betas"):
         build_humanoid_mjcf(bm, betas=torch.tensor([[float("nan")]]))
-    m = mujoco.MjModel.from_xml_string("<mujoco><worldbody><body><freejoint/><geom size='1'/></body></worldbody></mujoco>")
+    m = mujoco.MjModel.from_xml_string("<mujoco><worldbody><body><freejoint/><geom size='1'/></body>"
+                                       "</worldbody></mujoco>")
     with pytest.raises(ValueError, match="model_to_world"):
         pose_to_qpos(m, torch.zeros(1, 3), torch.zeros(1, 69), torch.zeros(1, 3))

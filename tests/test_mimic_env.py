@@ -14,15 +14,15 @@ import mujoco
 import numpy as np
 import pytest
 import torch
+from _mimic_checks import check_rsi, ghost_coverage, random_rollout_episodes
 
 import mimicgym.envs  # noqa: F401  (registers the ids)
 from mimicgym.envs.mimic.characters import HUMANOID3D_JOINTS
-from mimicgym.envs.mimic.factory import make_character
 from mimicgym.envs.mimic.env import MimicEnv
+from mimicgym.envs.mimic.factory import make_character
 from mimicgym.envs.mimic.reference import ReferenceMotion, clip_to_qpos
 from mimicgym.motion.deepmimic import load_deepmimic
 from mimicgym.motion.rotations import quat_to_matrix
-from _mimic_checks import check_rsi, ghost_coverage, random_rollout_episodes
 
 pytest.importorskip("pybullet_data")
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "deepmimic"

@@ -11,12 +11,12 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
+from _mimic_checks import check_rsi, ghost_coverage, random_rollout_episodes
 
 import mimicgym.envs  # noqa: F401  (registers the ids)
-from mimicgym.envs.mimic.factory import make_character
 from mimicgym.envs.mimic.env import MimicEnv
+from mimicgym.envs.mimic.factory import make_character
 from mimicgym.motion.clip_library import make_clip
-from _mimic_checks import check_rsi, ghost_coverage, random_rollout_episodes
 
 # The issue's SMPL gains (SMPLSim/ProtoMotions), written out independently of the builder.
 ISSUE_GAINS = {

@@ -10,9 +10,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported: headless
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from mimicgym.runs.imitation import RewardTermsCallback, evaluate_imitation  # noqa: E402
 from mimicgym.envs.mimic.env import MimicEnv  # noqa: E402
 from mimicgym.envs.mimic.reward import TERMS  # noqa: E402
+from mimicgym.runs.imitation import RewardTermsCallback, evaluate_imitation  # noqa: E402
 
 pytest.importorskip("pybullet_data")
 
@@ -119,7 +119,6 @@ def test_short_ppo_run_improves_on_the_untrained_policy(tmp_path):
     reference until it falls, so the issue's +30% (~0.8 per step) takes more than 200k
     samples (a 1e-4 run reached 0.75 by 1.3M); per step it must not fall below the untrained.
     """
-    import json
 
     from mimicgym import runs
     from mimicgym.runs.learners import make_learner

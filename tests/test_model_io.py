@@ -9,8 +9,8 @@ import types
 import numpy as np
 import pytest
 import torch
-
 from _body_fixtures import random_smpl_arrays
+
 from mimicgym.motion.body_model import BodyModel
 from mimicgym.motion.model_io import ModelFileError, gender_from_filename, load_model_file, save_model_npz
 

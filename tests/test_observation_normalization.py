@@ -103,7 +103,8 @@ def test_reinforce_statistics_cover_its_episodes_and_survive_a_checkpoint(tmp_pa
     # learn() stops after the episode that crosses 1,000 steps, possibly mid-batch.
     n = int(norm.count.item())
     assert 0 < n <= len(seen)
-    np.testing.assert_allclose(norm.mean.numpy(), np.mean(np.asarray(seen[:n], dtype=np.float64), 0), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(norm.mean.numpy(), np.mean(np.asarray(seen[:n], dtype=np.float64), 0),
+                               rtol=1e-9, atol=1e-12)
     path = agent.save(tmp_path / "reinforce.pt")
     loaded = Reinforce.load(path, env=gym.make("CartPole-v1"))
     assert torch.equal(loaded.policy.obs_normalizer.mean, norm.mean)

@@ -5,8 +5,8 @@ import pickle
 import pytest
 import smplx  # test-only dependency, in the [test] extra
 import torch
-
 from _body_fixtures import random_smpl_arrays
+
 from mimicgym.motion.body_model import BodyModel
 
 F64 = torch.float64

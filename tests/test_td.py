@@ -98,7 +98,8 @@ def test_learn_budgets_callback_and_progress_bar():
     seen = []
     # SB3's callable protocol: called after every step with (locals, globals)
     agent.learn(total_episodes=100, progress_bar=True,
-                callback=lambda l, g: not l["dones"][0] or seen.append(l["self"].num_episodes)
+                callback=lambda locals_, _: not locals_["dones"][0]
+                or seen.append(locals_["self"].num_episodes)
                 or len(seen) < 3)
     assert len(seen) == 3 and agent.num_episodes == seen[-1]
     with pytest.raises(ValueError, match="total_timesteps or total_episodes"):

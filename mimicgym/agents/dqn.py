@@ -18,8 +18,8 @@ second moments make the optimizer step several times slower on CPU.
 from __future__ import annotations
 
 import copy
-import math
 import dataclasses
+import math
 import warnings
 from typing import Any, Sequence
 

@@ -21,8 +21,7 @@ import torch
 
 from mimicgym.agents.base import check_positive, check_positive_int, check_probability
 from mimicgym.agents.callbacks import MaybeCallback
-from mimicgym.agents.policies import (ACTIVATIONS, ActorCritic, DiagGaussianDistribution,
-                                     actions_to_env, split_net_arch)
+from mimicgym.agents.policies import ACTIVATIONS, ActorCritic, DiagGaussianDistribution, actions_to_env, split_net_arch
 from mimicgym.agents.returns import discounted_returns, explained_variance
 from mimicgym.agents.torch_agent import PolicyAgent
 from mimicgym.agents.torch_utils import check_finite, derive_seed

@@ -18,8 +18,14 @@ import torch
 from mimicgym.agents.base import Agent
 from mimicgym.agents.checkpoint import load_checkpoint, save_checkpoint
 from mimicgym.agents.logging import EpisodeStats
-from mimicgym.agents.torch_utils import (check_finite, derive_seed, flush_denormals, resolve_device,
-                                         seed_everything, torch_seed_scope)
+from mimicgym.agents.torch_utils import (
+    check_finite,
+    derive_seed,
+    flush_denormals,
+    resolve_device,
+    seed_everything,
+    torch_seed_scope,
+)
 from mimicgym.errors import CheckpointError
 
 

@@ -1,21 +1,5 @@
-"""``BatchedGridWorld``: N copies of a gridworld stepped together with numpy.
-
-It is the ``vector_entry_point`` of every ``mimicgym`` gridworld id::
-
-    envs = gym.make_vec("mimicgym/CliffWalking-v0", num_envs=8, vectorization_mode="vector_entry_point")
-
-and takes the keywords of :class:`~mimicgym.envs.gridworld.GridWorldEnv`. Its dynamics
-are the same :class:`TabularModel` arrays: a step draws ``u ~ U[0, 1)`` per env and picks
-the successor ``k = #{cdf[s, a] <= u}``, exactly as the single env does with ``bisect``.
-
-Autoreset is Gymnasium's ``AutoresetMode.SAME_STEP``: when an episode terminates or is
-truncated (at ``max_episode_steps``, which ``gym.make_vec`` passes from the registry), the
-returned observation is already the first one of the next episode, and the last state of
-the finished episode is in ``info["final_obs"]`` for envs with ``info["_final_obs"]``
-True. Unlike Gymnasium's object array, ``final_obs`` is an int64 array of shape (N,)
-(entries where the mask is False hold the current state). Per-step infos (``prob``) of
-the single env are not reported.
-"""
+"""``BatchedGridWorld``: N copies of a gridworld stepped together with numpy, the
+``vector_entry_point`` of every ``mimicgym`` gridworld id (see the class docstring)."""
 
 from __future__ import annotations
 
@@ -31,14 +15,74 @@ from mimicgym.envs.render import GridPainter, ansi, check_cell_size
 
 
 class BatchedGridWorld(VectorEnv):
-    """``num_envs`` gridworlds in one set of numpy arrays (Discrete observations).
+    """``num_envs`` gridworlds in one set of numpy arrays, stepped together.
 
-    Args:
-        num_envs: number of gridworlds N.
-        layout, map, **grid_kwargs: as for :class:`GridWorldEnv` (slip, wind, ...).
-        max_episode_steps: truncate episodes after this many steps (None: never).
-        copy: return fresh arrays from ``step``/``reset``; with False the returned arrays
-            are internal buffers overwritten by the next call (faster).
+    ## Description
+    The vectorised :class:`~mimicgym.envs.gridworld.GridWorldEnv` (same layouts, maps and
+    keywords; see its docstring for the maps and the Sutton & Barto examples), and the
+    ``vector_entry_point`` of every ``mimicgym`` gridworld id. Its dynamics are the same
+    :class:`TabularModel` arrays (``model()``): a step draws ``u ~ U[0, 1)`` per env and picks
+    the successor ``k = #{cdf[s, a] <= u}``, exactly as the single env does with ``bisect``.
+    One generator (``np_random``, seeded by ``reset(seed=...)``) drives all envs.
+
+    ## Action Space
+    ``MultiDiscrete([n_actions] * num_envs)``, one action per env (an integer array of shape
+    ``(num_envs,)``); ``single_action_space`` is the single env's ``Discrete(n_actions)``:
+    0 Up, 1 Right, 2 Down, 3 Left (+ 4 UpRight, 5 DownRight, 6 DownLeft, 7 UpLeft with
+    ``king_moves``; + Stay last with ``stay_action``; random walk: 0 Left, 1 Right).
+
+    ## Observation Space
+    ``MultiDiscrete([n_states] * num_envs)``: an int64 array of shape ``(num_envs,)`` of state
+    indices ``row * n_cols + col`` (walls included in the count); ``single_observation_space``
+    is ``Discrete(n_rows * n_cols)``.
+
+    ## Rewards
+    As :class:`GridWorldEnv` (rules in :mod:`mimicgym.envs.maps`): the landing cell's entry
+    reward (``step_reward`` by default, -1 in most layouts; trap -10, cliff -100 and back to
+    start), ``bump_reward`` for a blocked move where set, jump rewards from jump sources; a
+    float64 array of shape ``(num_envs,)``.
+
+    ## Starting State
+    Every env starts in the map's ``S`` cell. ``reset(options={"reset_mask": mask})`` (a bool
+    array of shape ``(num_envs,)``) resets only the masked envs; there is no ``"state"``
+    option.
+
+    ## Episode End
+    Termination as :class:`GridWorldEnv` (entering ``G`` or ``T``). Truncation after
+    ``max_episode_steps`` steps (``gym.make_vec`` passes the registered limit; constructed
+    directly, None never truncates); as Gymnasium's ``TimeLimit``, the last allowed step is
+    truncated even if it also terminates. Autoreset is ``AutoresetMode.SAME_STEP``: the
+    observation returned with a finished episode is already the first of the next one.
+
+    ## Information
+    ``reset`` returns ``{}``. ``step`` returns ``{}`` unless an episode ended, then
+    ``info["final_obs"]`` (the last state of each finished episode) and ``info["_final_obs"]``
+    (bool (N,), True for the envs that finished). Unlike Gymnasium's object array,
+    ``final_obs`` is an int64 array of shape (N,) (entries where the mask is False hold the
+    current state). The single env's per-step ``prob`` is not reported.
+
+    ## Arguments
+    - ``num_envs=1``: number of gridworlds N.
+    - ``layout="default"``: a named layout, as for :class:`GridWorldEnv`.
+    - ``map=None``: a custom ASCII map replacing the layout, as for :class:`GridWorldEnv`.
+    - ``max_episode_steps=None``: truncate episodes after this many steps (None: never).
+    - ``render_mode=None``: "ansi" or "rgb_array"; ``render()`` returns one frame per env.
+    - ``cell_size=32``: pixels per cell for "rgb_array".
+    - ``copy=True``: return fresh arrays from ``step``/``reset``; with False the returned
+      arrays are internal buffers overwritten by the next call (faster).
+    - ``**grid_kwargs``: the other keywords of :class:`GridWorldEnv` (``slip``, ``wind``,
+      ``stochastic_wind``, ``king_moves``, ``stay_action``, ``step_reward``, ``bump_reward``,
+      ``rewards``, ``jumps``, ``n_states``).
+
+    ```python
+    import gymnasium as gym
+    envs = gym.make_vec("mimicgym/CliffWalking-v0", num_envs=8,
+                        vectorization_mode="vector_entry_point", slip=0.1)
+    ```
+
+    ## Version History
+    - v0: initial version: same-step autoreset, ``reset_mask``, the registered time limits
+      through ``gym.make_vec``, and "ansi"/"rgb_array" rendering per env.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4,
@@ -120,7 +164,8 @@ class BatchedGridWorld(VectorEnv):
         else:
             mask = np.asarray(mask)
             if mask.shape != (self.num_envs,) or mask.dtype != bool:
-                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got {mask.dtype} {mask.shape}")
+                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), "
+                                 f"got {mask.dtype} {mask.shape}")
             np.copyto(self._state, self._start, where=mask)
             np.copyto(self._elapsed, 0, where=mask)
             np.copyto(self._last_action, -1, where=mask)
@@ -129,7 +174,8 @@ class BatchedGridWorld(VectorEnv):
     def step(self, actions):
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs,) or actions.dtype.kind not in "iu":
-            raise ValueError(f"actions must be an integer array of shape ({self.num_envs},), got {actions.dtype} {actions.shape}")
+            raise ValueError(f"actions must be an integer array of shape ({self.num_envs},), "
+                             f"got {actions.dtype} {actions.shape}")
         if actions.size and (actions.min() < 0 or actions.max() >= self._n_actions):
             bad = int(np.flatnonzero((actions < 0) | (actions >= self._n_actions))[0])
             raise ValueError(f"actions[{bad}] = {actions[bad]} is outside the action space Discrete({self._n_actions})")

@@ -97,7 +97,8 @@ def _wind_array(wind: Sequence[int] | None, cols: int) -> np.ndarray:
         return np.zeros(cols, dtype=np.int64)
     wind_arr = np.asarray(wind)
     if wind_arr.ndim != 1 or len(wind_arr) != cols:
-        raise ValueError(f"wind needs one entry per column ({cols}), got {np.size(wind_arr)}: {np.ravel(wind_arr).tolist()}")
+        raise ValueError(f"wind needs one entry per column ({cols}), "
+                         f"got {np.size(wind_arr)}: {np.ravel(wind_arr).tolist()}")
     integral = wind_arr.dtype.kind in "iu" or (wind_arr.dtype.kind == "f" and np.all(wind_arr == np.round(wind_arr)))
     if not integral:
         raise ValueError(f"wind entries must be integers (cells per step), got {wind_arr.tolist()}")
@@ -143,7 +144,8 @@ def make_config(
         _check_reward(f"rewards[{key!r}]", value)
         if not isinstance(key, str):
             if not (isinstance(key, tuple) and len(key) == 2 and 0 <= key[0] < rows and 0 <= key[1] < cols):
-                raise ValueError(f"rewards key {key!r} is neither a map character nor a (row, col) inside the {rows}x{cols} grid")
+                raise ValueError(f"rewards key {key!r} is neither a map character "
+                                 f"nor a (row, col) inside the {rows}x{cols} grid")
     for source, spec in jump_map.items():
         _check_reward(f"jumps[{source!r}] reward", spec[1])
         if not (chars == source).any():

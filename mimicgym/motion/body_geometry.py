@@ -13,7 +13,8 @@ from torch import Tensor
 from mimicgym.motion.body_model import SMPL_JOINT_NAMES
 from mimicgym.motion.rotations import matrix_to_quat
 
-__all__ = ["model_to_world_rotation", "rest_shape", "parents_of", "body_skeleton", "part_volumes", "geom_specs", "BOX_BODIES"]
+__all__ = ["model_to_world_rotation", "rest_shape", "parents_of", "body_skeleton", "part_volumes", "geom_specs",
+           "BOX_BODIES"]
 
 _J = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}
 BOX_BODIES = ("left_ankle", "right_ankle", "left_foot", "right_foot")  # feet: boxes, for flat contact
@@ -33,7 +34,8 @@ def parents_of(bm) -> np.ndarray:
 def rest_shape(bm, betas: Tensor | None) -> tuple[np.ndarray, np.ndarray]:
     """Rest-pose (zero pose, zero translation) vertices (V, 3) and joints (24, 3), model frame."""
     dtype = bm.v_template.dtype
-    betas = torch.zeros(1, bm.shapedirs.shape[-1], dtype=dtype) if betas is None else torch.as_tensor(betas, dtype=dtype)
+    betas = (torch.zeros(1, bm.shapedirs.shape[-1], dtype=dtype) if betas is None
+             else torch.as_tensor(betas, dtype=dtype))
     betas = betas.reshape(1, -1)
     if not torch.isfinite(betas).all():
         raise ValueError(f"betas contain NaN or inf: {betas.tolist()}")
@@ -134,7 +136,8 @@ def part_volumes(verts: np.ndarray, faces: np.ndarray, owner: np.ndarray, num_pa
     part = np.repeat(face_owner, 3)
     key = np.minimum(a, b) * len(verts) + np.maximum(a, b)
     if (np.unique(key, return_counts=True)[1] != 2).any():
-        raise ValueError("the body mesh is not closed (every edge must join exactly two faces); cannot compute part masses")
+        raise ValueError("the body mesh is not closed (every edge must join exactly two faces); "
+                         "cannot compute part masses")
     order = np.argsort(key, kind="stable")
     h0, h1 = order[0::2], order[1::2]  # the two half-edges of each edge
     cut = part[h0] != part[h1]
@@ -143,7 +146,8 @@ def part_volumes(verts: np.ndarray, faces: np.ndarray, owner: np.ndarray, num_pa
     pair = np.minimum(part[h], other) * num_parts + np.maximum(part[h], other)
     mids = 0.5 * (verts[a[h]] + verts[b[h]])
     count = np.bincount(pair, minlength=num_parts**2)
-    apex = np.stack([np.bincount(pair, mids[:, k], minlength=num_parts**2) for k in range(3)], 1) / np.maximum(count, 1)[:, None]
+    apex = (np.stack([np.bincount(pair, mids[:, k], minlength=num_parts**2) for k in range(3)], 1)
+            / np.maximum(count, 1)[:, None])
     # Cap triangle (b, a, apex) continues the part's outward orientation across the cut.
     cap = np.einsum("ij,ij->i", verts[b[h]], np.cross(verts[a[h]], apex[pair])) / 6.0
     return volume + np.bincount(part[h], cap, minlength=num_parts)

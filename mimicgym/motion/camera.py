@@ -54,7 +54,8 @@ class PerspectiveCamera:
         return cls(f, center, rotation, translation)
 
     def to(self, dtype: torch.dtype) -> "PerspectiveCamera":
-        return PerspectiveCamera(*(t.to(dtype) for t in (self.focal_length, self.center, self.rotation, self.translation)))
+        return PerspectiveCamera(*(t.to(dtype)
+                                   for t in (self.focal_length, self.center, self.rotation, self.translation)))
 
     def with_translation(self, translation: Tensor) -> "PerspectiveCamera":
         return replace(self, translation=translation)

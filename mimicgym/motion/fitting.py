@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from mimicgym.motion.camera import PerspectiveCamera
-from mimicgym.motion.clip import MotionClip
 from mimicgym.motion.body_geometry import body_skeleton, model_to_world_rotation
 from mimicgym.motion.body_model import SMPL_JOINT_NAMES
+from mimicgym.motion.camera import PerspectiveCamera
+from mimicgym.motion.clip import MotionClip
 from mimicgym.motion.fitting_energy import (
     FittingProblem,
     bending_energy,
@@ -61,7 +61,8 @@ __all__ = ["FitConfig", "FitResult", "fit_to_keypoints", "fit_sequence", "result
 
 _TORSO = [SMPL_JOINT_NAMES.index(n) for n in ("left_hip", "right_hip", "left_shoulder", "right_shoulder")]
 _RIGID = [SMPL_JOINT_NAMES.index(n) for n in ("pelvis", "left_hip", "right_hip", "spine1", "spine2", "spine3", "neck",
-                                             "left_collar", "right_collar", "left_shoulder", "right_shoulder")]  # fmt: skip
+                                             "left_collar", "right_collar", "left_shoulder",
+                                             "right_shoulder")]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ class FitConfig:
     def __post_init__(self) -> None:
         if len(self.pose_weights) != len(self.shape_weights) or not self.pose_weights:
             raise ValueError(
-                f"pose_weights and shape_weights need the same non-zero length, got {self.pose_weights} and {self.shape_weights}"
+                f"pose_weights and shape_weights need the same non-zero length, "
+                f"got {self.pose_weights} and {self.shape_weights}"
             )
         for name in ("pose_weights", "shape_weights"):
             if any(not w >= 0 for w in getattr(self, name)):
@@ -92,7 +94,8 @@ class FitConfig:
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if len(self.stage_iters) != len(self.pose_weights) or any(n < 1 for n in self.stage_iters):
-            raise ValueError(f"stage_iters needs one count >= 1 per stage ({len(self.pose_weights)}), got {self.stage_iters}")
+            raise ValueError(f"stage_iters needs one count >= 1 per stage ({len(self.pose_weights)}), "
+                             f"got {self.stage_iters}")
         for name in ("rigid_iters", "history_size", "hypotheses"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -166,7 +169,8 @@ def _init_2d(problem: FittingProblem, p: dict[str, Tensor], scales: dict[str, Te
         orients = matrix_to_axis_angle(torch.stack([R_face, R_face @ axis_angle_to_matrix(C[2] * torch.pi)]))
 
         def torso_length(x: Tensor) -> Tensor:
-            return 0.5 * ((x[:, _TORSO[0]] - x[:, _TORSO[2]]).norm(dim=-1) + (x[:, _TORSO[1]] - x[:, _TORSO[3]]).norm(dim=-1))
+            return 0.5 * ((x[:, _TORSO[0]] - x[:, _TORSO[2]]).norm(dim=-1)
+                          + (x[:, _TORSO[1]] - x[:, _TORSO[3]]).norm(dim=-1))
 
         depth = cam.focal_length.to(dtype).mean() * torso_length(rest) / torso_length(kp).clamp(min=1e-6)  # (B,)
         w = conf[:, _TORSO] + 1e-9
@@ -183,7 +187,8 @@ def _init_2d(problem: FittingProblem, p: dict[str, Tensor], scales: dict[str, Te
         }
         joints = hyp.joints(q)
         wh = w.repeat_interleave(H, 0)
-        q["transl"] = target.repeat_interleave(H, 0) - (wh[..., None] * joints[:, _TORSO]).sum(1) / wh.sum(1, keepdim=True)
+        q["transl"] = (target.repeat_interleave(H, 0)
+                       - (wh[..., None] * joints[:, _TORSO]).sum(1) / wh.sum(1, keepdim=True))
     depth_h = depth.repeat_interleave(H, 0)
     torso_conf = torch.zeros_like(hyp.conf)
     torso_conf[:, _TORSO] = hyp.conf[:, _TORSO]
@@ -221,7 +226,8 @@ def _check_inputs(joints3d, keypoints2d, confidence, camera, dtype):
     if conf.ndim == 1:
         conf = conf[None]
     if conf.shape != obs.shape[:2] or not torch.isfinite(conf).all() or (conf < 0).any():
-        raise ValueError(f"confidence must be finite, >= 0 and of shape {tuple(obs.shape[:2])}, got shape {tuple(conf.shape)}")
+        raise ValueError(f"confidence must be finite, >= 0 and of shape {tuple(obs.shape[:2])}, "
+                         f"got shape {tuple(conf.shape)}")
     if keypoints2d is not None:
         if camera is None:
             raise ValueError("2D fitting needs a camera with known intrinsics")
@@ -247,7 +253,8 @@ def _fit(bm, joints3d, keypoints2d, confidence, camera, pose_prior, config, opti
     if betas is not None:
         betas = torch.as_tensor(betas, dtype=dtype).reshape(-1, nb)
         if betas.shape[0] != (1 if shared_betas else B) or not torch.isfinite(betas).all():
-            raise ValueError(f"fixed betas must be finite with shape ({1 if shared_betas else B}, {nb}), got {tuple(betas.shape)}")
+            raise ValueError(f"fixed betas must be finite with shape ({1 if shared_betas else B}, {nb}), "
+                             f"got {tuple(betas.shape)}")
     p = {
         "betas": torch.zeros(1 if shared_betas else B, nb, dtype=dtype) if betas is None else betas.clone(),
         "body_pose": _mean_pose(pose_prior, B, dtype),
@@ -263,7 +270,8 @@ def _fit(bm, joints3d, keypoints2d, confidence, camera, pose_prior, config, opti
     if keypoints2d is None:
         _init_3d(problem, p)
         rigid_conf[:, _RIGID] = conf[:, _RIGID]
-        stage_losses.append(optimise(p, rigid, lambda q: problem.energy(q, *w0, rigid_conf), scales, config, config.rigid_iters))
+        stage_losses.append(optimise(p, rigid, lambda q: problem.energy(q, *w0, rigid_conf), scales, config,
+                                     config.rigid_iters))
     else:
         # Independent frames carry several starts through every stage and keep the best.
         keep = 1 if shared_betas else config.hypotheses
@@ -360,7 +368,8 @@ def fit_sequence(
     """
     obs = joints3d if joints3d is not None else keypoints2d
     if obs is not None and (torch.as_tensor(obs).ndim != 3 or len(obs) < 2):
-        raise ValueError(f"a sequence needs (T, 24, D) keypoints with T >= 2, got shape {tuple(torch.as_tensor(obs).shape)}")
+        raise ValueError(f"a sequence needs (T, 24, D) keypoints with T >= 2, "
+                         f"got shape {tuple(torch.as_tensor(obs).shape)}")
     res = _fit(bm, joints3d, keypoints2d, confidence, camera, pose_prior, config, False, True)
     clip = result_to_clip(bm, res, fps, name)
     return (clip, res) if return_result else clip

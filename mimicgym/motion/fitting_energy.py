@@ -12,7 +12,8 @@ from torch import Tensor
 from mimicgym.motion.body_model import SMPL_JOINT_NAMES, batch_rigid_transform
 from mimicgym.motion.rotations import axis_angle_to_matrix
 
-__all__ = ["model_joints", "geman_mcclure", "bending_energy", "kabsch", "FittingProblem", "parameter_scales", "row_lbfgs", "optimise"]
+__all__ = ["model_joints", "geman_mcclure", "bending_energy", "kabsch", "FittingProblem", "parameter_scales",
+           "row_lbfgs", "optimise"]
 
 _J = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}
 # Bend angles in the 69-d body pose: left/right elbow about y, left/right knee about x, and
@@ -73,7 +74,8 @@ class FittingProblem:
         """Robust data energy of each frame: (B,)."""
         if self.keypoints2d is not None:
             cam_t = p.get("cam_t")  # (B, 3) when the camera translation is optimised
-            r2 = (self.camera.project(joints, None if cam_t is None else cam_t[:, None]) - self.keypoints2d).pow(2).sum(-1)
+            r2 = (self.camera.project(joints, None if cam_t is None else cam_t[:, None])
+                  - self.keypoints2d).pow(2).sum(-1)
         else:
             r2 = ((joints - self.joints3d) * 1000.0).pow(2).sum(-1)
         return (conf * geman_mcclure(r2, self.config.rho)).sum(-1)

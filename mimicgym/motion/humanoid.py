@@ -148,22 +148,27 @@ def build_humanoid_mjcf(
                 limit = np.deg2rad(BALL_LIMIT_DEG[group])
                 lines.append(f'{pad}  <joint name="{name}" type="ball" range="0 {limit:.6g}"/>')
                 for k, axis in enumerate(_AXES):
-                    actuators.append(f'    <position name="{name}_{axis}" joint="{name}" gear="{_fmt(np.eye(3)[k])}" {common}/>')
+                    actuators.append(f'    <position name="{name}_{axis}" joint="{name}" '
+                                     f'gear="{_fmt(np.eye(3)[k])}" {common}/>')
             else:
                 mirror = _MIRROR if name.startswith("right_") else np.ones(3)
                 for k, axis in enumerate(_AXES):
                     lo, hi = sorted(mirror[k] * np.deg2rad(HINGE_LIMITS_DEG[group][k]))
-                    lines.append(f'{pad}  <joint name="{name}_{axis}" type="hinge" axis="{_fmt(np.eye(3)[k])}" range="{lo:.6g} {hi:.6g}"/>')
-                    actuators.append(f'    <position name="{name}_{axis}" joint="{name}_{axis}" ctrlrange="{lo:.6g} {hi:.6g}" {common}/>')
+                    lines.append(f'{pad}  <joint name="{name}_{axis}" type="hinge" axis="{_fmt(np.eye(3)[k])}" '
+                                 f'range="{lo:.6g} {hi:.6g}"/>')
+                    actuators.append(f'    <position name="{name}_{axis}" joint="{name}_{axis}" '
+                                     f'ctrlrange="{lo:.6g} {hi:.6g}" {common}/>')
         g = geoms[i]
         if g["type"] == "box":
             pos, size = C.T @ (g["pos"] - joints[i]), np.abs(C.T) @ g["size"]
-            lines.append(f'{pad}  <geom name="{name}" type="box" pos="{_fmt(pos)}" size="{_fmt(size)}" mass="{masses[i]:.6g}"/>')
+            lines.append(f'{pad}  <geom name="{name}" type="box" pos="{_fmt(pos)}" size="{_fmt(size)}" '
+                         f'mass="{masses[i]:.6g}"/>')
             lines.append(f'{pad}  <site name="{name}_touch" type="box" pos="{_fmt(pos)}" size="{_fmt(size + 0.005)}"/>')
             sensors.append(f'    <touch name="{name}_touch" site="{name}_touch"/>')
         else:
             ends = (g["fromto"].reshape(2, 3) - joints[i]) @ C  # world -> model frame: C^T x
-            lines.append(f'{pad}  <geom name="{name}" type="capsule" fromto="{_fmt(ends)}" size="{_fmt(g["size"])}" mass="{masses[i]:.6g}"/>')
+            lines.append(f'{pad}  <geom name="{name}" type="capsule" fromto="{_fmt(ends)}" '
+                         f'size="{_fmt(g["size"])}" mass="{masses[i]:.6g}"/>')
         for c in range(24):
             if parents[c] == i:
                 body(c, depth + 1)
@@ -187,7 +192,8 @@ def build_humanoid_mjcf(
     <light name="sun" pos="0 0 4" dir="0 0 -1" directional="true"/>
     <geom name="floor" type="plane" size="0 0 0.05" contype="1" conaffinity="2" rgba="0.5 0.5 0.5 1"/>"""
     body(0, 2)
-    footer = ["  </worldbody>", "  <actuator>", *actuators, "  </actuator>", "  <sensor>", *sensors, "  </sensor>", "</mujoco>"]
+    footer = ["  </worldbody>", "  <actuator>", *actuators, "  </actuator>", "  <sensor>", *sensors, "  </sensor>",
+              "</mujoco>"]
     return "\n".join([header, *lines, *footer])
 
 
@@ -219,7 +225,8 @@ def local_quats_to_qpos(model, root_pos: np.ndarray, local_quats: Tensor) -> np.
     root_pos = np.asarray(root_pos, dtype=np.float64)
     T = local_quats.shape[0]
     if local_quats.shape != (T, 24, 4) or root_pos.shape != (T, 3):
-        raise ValueError(f"need local_quats (T, 24, 4) and root_pos (T, 3), got {tuple(local_quats.shape)} and {root_pos.shape}")
+        raise ValueError(f"need local_quats (T, 24, 4) and root_pos (T, 3), "
+                         f"got {tuple(local_quats.shape)} and {root_pos.shape}")
     quats = local_quats.numpy()
     qpos = np.tile(model.qpos0, (T, 1))
     adr = _joint_adr(model, "root")

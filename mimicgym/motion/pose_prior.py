@@ -205,7 +205,8 @@ def clip_body_poses(clips) -> np.ndarray:
     for clip in clips:
         quats = torch.as_tensor(np.asarray(clip.rotations), dtype=torch.float64)
         if quats.ndim != 3 or quats.shape[1:] != (24, 4):
-            raise ValueError(f"clip {getattr(clip, 'name', '?')!r}: rotations must be (T, 24, 4), got {tuple(quats.shape)}")
+            raise ValueError(f"clip {getattr(clip, 'name', '?')!r}: rotations must be (T, 24, 4), "
+                             f"got {tuple(quats.shape)}")
         poses.append(quat_to_axis_angle(quats[:, 1:]).reshape(len(quats), 69))
     if not poses:
         raise ValueError("no clips given")

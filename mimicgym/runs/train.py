@@ -23,8 +23,15 @@ from mimicgym.agents.logging import Logger
 from mimicgym.errors import ConfigError
 from mimicgym.runs.callbacks import Periodic
 from mimicgym.runs.config import RunConfig
-from mimicgym.runs.directory import (create_run_dir, find_model, locate_run, record_resume,
-                                     run_config, write_json, write_run_record)
+from mimicgym.runs.directory import (
+    create_run_dir,
+    find_model,
+    locate_run,
+    record_resume,
+    run_config,
+    write_json,
+    write_run_record,
+)
 from mimicgym.runs.envs import is_imitation_env, make_env
 from mimicgym.runs.evaluation import EvalResult, evaluate_episodes
 from mimicgym.runs.learners import make_learner

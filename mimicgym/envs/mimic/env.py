@@ -1,23 +1,5 @@
-"""``MimicEnv``: DeepMimic-style motion imitation on a MuJoCo character (Peng et al. 2018).
-
-One env step is one 30 Hz policy decision: the action (PD-target offsets around the
-reference pose, exponential map for ball joints and angles for hinges, normalised to [-1, 1])
-sets the PD actuators' targets (torque-limited, see :mod:`~mimicgym.envs.mimic.characters`),
-then ``nstep`` physics steps run in one ``mj_step`` call.
-Reference state initialisation (RSI) and early termination are switches;
-``info["reward_terms"]`` carries the four imitation terms.
-
-Observation (float32, heading frame = the yaw of the root's forward axis, bodies in model
-order with the root first): root height (1); each non-root body's position relative to the
-root (3 (B-1)); each body's x (tangent) and y (normal) axes (6 B); each body origin's linear
-velocity (3 B) and angular velocity (3 B); with ``reference_targets=True`` (default) the next
-control step's reference as a target: its PD targets minus the current joint coordinates (A,
-the actions' coordinates) and its root position relative to the root (3); clip phase in [0, 1)
-(1); with ``task=True`` the target direction in the heading frame and the target speed (3).
-humanoid3d: B = 15, A = 28, 255 numbers (224 without targets); SMPL: B = 24, A = 69, 431 (359).
-The targets let the policy read its tracking error instead of recalling the clip from the
-phase, which is what makes the first hundred thousand samples count.
-"""
+"""``MimicEnv``: DeepMimic-style motion imitation on a MuJoCo character (Peng et al. 2018);
+the class docstring documents its spaces, rewards, episode ends and arguments."""
 
 from __future__ import annotations
 
@@ -50,26 +32,87 @@ _DEFAULT_CONTACTS = ("feet",)
 class MimicEnv(gym.Env):
     """Imitate a reference clip with a PD-controlled physics character.
 
-    Args:
-        clip: DeepMimic clip name (``"walk"``, ``"run"``, ...; without pybullet the generated
-            clip of that name, with a warning), a generated clip name (``"jumping_jacks"``...),
-            a DeepMimic file path, or a ``MotionClip`` (retargeted onto the character).
-        character: ``"humanoid3d"`` (DeepMimic's) or ``"smpl"`` (the body-model humanoid of
-            :mod:`mimicgym.envs.mimic.smpl_character`).
-        betas: SMPL shape parameters (``character="smpl"`` only; default body when ``None``).
-        control_freq: policy rate (Hz); the physics rate is the character's (600 Hz).
-        episode_seconds: time limit (truncation); non-looping clips also end with the clip.
-        rsi: reference state initialisation (random phase) instead of starting at phase 0.
-        early_termination: end the episode when a body not in ``allowed_contacts`` touches the
-            ground or, if ``max_tracking_error`` is set, the mean body-position error exceeds it.
-        allowed_contacts: body names allowed on the ground (default per clip; ``None``: all).
-        action_scale: radians of PD-target offset per unit action.
-        reward_config: term weights and scales (:class:`RewardConfig`).
-        reference_targets: add the next reference pose, relative to the current one, to the
-            observation.
-        task: add the target-heading task (the target joins the observation; the reward becomes
-            ``w_I r_I + w_G r_G``).
-        target_speed: task speed (m/s).
+    ## Description
+    DeepMimic-style motion imitation (Peng et al. 2018) in MuJoCo: DeepMimic's ``humanoid3d`` or
+    the SMPL body-model humanoid tracks a reference clip (DeepMimic's, a generated one, or any
+    ``MotionClip``, retargeted). One step is one policy decision at ``control_freq`` (30 Hz);
+    ``600 / control_freq`` physics steps at 600 Hz run in one ``mj_step`` call.
+
+    ## Action Space
+    ``Box(-1, 1, (A,), float32)``: PD-target offsets around the reference pose, in joint order,
+    three per ball joint (local x, y, z exponential-map coordinates), one per hinge (angle);
+    A = 28 for humanoid3d (8 ball joints, 4 hinges), 69 for SMPL (23 ball joints). Each entry is
+    clipped to [-1, 1], scaled by ``action_scale`` (radians) and added to the reference's PD
+    target at the end of the step; MuJoCo position actuators with DeepMimic's ``kp``/``kd`` track
+    it, the torque clipped per axis at the joint's torque limit. A wrong shape or a non-finite
+    entry raises ``ValueError``.
+
+    ## Observation Space
+    ``Box(-inf, inf, (n,), float32)``; vectors in the heading frame (the yaw of the root's forward
+    axis), B bodies in model order with the root first. In order: root height (1); non-root
+    body positions relative to the root (3 (B-1)); each body's x (tangent) and y (normal) axes
+    (6 B); body-origin linear velocities (3 B); angular velocities (3 B); with
+    ``reference_targets=True`` (default) the next control step's reference: its PD targets minus
+    the current joint coordinates (A) and its root position minus the root's (3); the clip phase
+    in [0, 1) (1; 1.0 on the last step of a non-looping clip); with ``task=True`` the target
+    direction (2) and speed (1). humanoid3d: B = 15, A = 28, n = 255 (224 without the targets);
+    SMPL: B = 24, A = 69, n = 431 (359); ``task`` adds 3. The targets let the policy read its
+    tracking error instead of recalling the clip from the phase: the first 100k samples count.
+
+    ## Rewards
+    ``r_I = 0.65 r_p + 0.1 r_v + 0.15 r_e + 0.1 r_c``, each term ``exp(-k err)``: pose
+    ``exp(-2 sum_j w_j angle(q_ref_j^-1 q_j)^2)`` (root orientation and joints, DeepMimic's weights
+    normalised to sum 1); velocity ``exp(-0.1 sum_j ||qdot_j - qdot_ref_j||^2)`` (joint and root
+    angular velocities); end effector ``exp(-40 sum_e ||p_e - p_ref_e||^2)`` (ankles and wrists
+    relative to the root, heading frames); centre of mass ``exp(-10 ||p_c - p_ref_c||^2)``
+    (world). Weights and scales come from ``reward_config``. With ``task=True`` the reward is
+    ``(1 - w_G) r_I + w_G r_G``, ``r_G = exp(-2.5 max(0, v* - d* . v_com)^2)``,
+    ``w_G = reward_config.task_weight`` (default 0: the task only enters the observation).
+
+    ## Starting State
+    ``rsi=True`` (reference state initialisation): the reference's pose and velocity at a
+    uniformly random physics step of the clip (at least one control step before the end of a
+    non-looping clip); ``rsi=False``: phase 0. ``task``: a uniformly random target direction.
+
+    ## Episode End
+    Termination (``early_termination=True``): a body not in ``allowed_contacts`` touches the
+    floor, or the mean body-origin distance from the reference exceeds ``max_tracking_error``
+    (m, when set). Truncation is the env's own, as the ids register no ``max_episode_steps``
+    (no ``TimeLimit``): the length follows ``episode_seconds``, ``round(episode_seconds *
+    control_freq)`` steps (300), and a non-looping clip truncates when it has played out.
+
+    ## Information
+    ``reset``: ``phase``. ``step``: ``reward_terms`` (``pose``, ``velocity``, ``end_effector``,
+    ``com`` -> term), ``imitation_reward`` (``r_I``), ``phase``; with ``task``, ``task_reward``.
+
+    ## Arguments
+    - ``clip="walk"``: DeepMimic clip name (without pybullet the generated clip of that name, with
+      a warning), generated clip name (``"jumping_jacks"``...), DeepMimic file or ``MotionClip``.
+    - ``character="humanoid3d"``: DeepMimic's character, or ``"smpl"`` (the body-model humanoid).
+    - ``betas=None``: SMPL shape parameters (``character="smpl"`` only; None: default body).
+    - ``control_freq=30``: policy rate (Hz); must divide the 600 Hz physics rate.
+    - ``episode_seconds=10.0``: time limit (truncation).
+    - ``rsi=True``: reference state initialisation (random phase) instead of phase 0.
+    - ``early_termination=True``: end episodes on bad contacts / tracking error.
+    - ``allowed_contacts="default"``: body names allowed on the floor ("default": per clip, feet
+      only unless cartwheel/crawl/roll/getup; None: all).
+    - ``max_tracking_error=None``: mean body-position error (m) that terminates (None: off).
+    - ``action_scale=0.5``: radians of PD-target offset per unit action.
+    - ``reward_config=None``: term weights, scales, ``task_weight`` (None: ``RewardConfig()``).
+    - ``reference_targets=True``: put the next reference pose, relative, in the observation.
+    - ``task=False``: add the target-heading task (observation, ``task_reward``).
+    - ``target_speed=1.0``: task speed (m/s).
+    - ``render_mode=None``: None or "rgb_array" (the character beside its reference ghost).
+    - ``width=480``: "rgb_array" frame width in pixels.
+    - ``height=480``: "rgb_array" frame height in pixels.
+
+    ```python
+    env = gym.make("mimicgym/Mimic-v0", clip="run", character="smpl", rsi=False)
+    ```
+
+    ## Version History
+    - v0: initial version: 30 Hz control over 600 Hz physics, PD actuators with torque limits,
+      reference targets in the observation, the four DeepMimic terms, RSI, early termination.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}

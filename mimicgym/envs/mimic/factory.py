@@ -6,8 +6,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from mimicgym.envs.mimic.characters import (HUMANOID3D_BODY_GROUPS, HUMANOID3D_JOINTS, Character,
-                                            humanoid3d_mjcf)
+from mimicgym.envs.mimic.characters import HUMANOID3D_BODY_GROUPS, HUMANOID3D_JOINTS, Character, humanoid3d_mjcf
 from mimicgym.envs.mimic.smpl_character import make_smpl_character
 from mimicgym.motion.skeleton import HUMANOID3D_SKELETON
 
