@@ -168,14 +168,19 @@ def describe_env(env_id: str) -> None:
         spec.entry_point, str) else spec.entry_point
     params = inspect.signature(creator.__init__ if inspect.isclass(creator) else creator).parameters
     print(f"{env_id}: {spec.entry_point}, gym.make keywords (--env-kwarg NAME=VALUE):")
+    from mimicgym.runs.options import describe_dataclass
+
     rows = []
     for name, p in params.items():
         if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
-        registered = name in spec.kwargs
-        default = spec.kwargs[name] if registered else p.default
-        rows.append((name, "(required)" if default is p.empty else repr(default),
-                     "set by this id" if registered else ""))
+        rows.append((name, "(required)" if p.default is p.empty else repr(p.default), ""))
+    options = getattr(creator, "Options", None)  # keywords gathered in one dataclass
+    if options is not None:
+        rows += describe_dataclass(options)
+    for i, (name, default, doc) in enumerate(rows):
+        if name in spec.kwargs:
+            rows[i] = (name, repr(spec.kwargs[name]), f"(set by this id) {doc}".strip())
     _print_table(rows)
     if spec.max_episode_steps:
         print(f"  (time limit: {spec.max_episode_steps} steps)")

@@ -4,6 +4,7 @@ The classes are loaded from their entry-point strings, which imports the env mod
 constructs nothing (no MuJoCo model is compiled).
 """
 
+import dataclasses
 import inspect
 import re
 
@@ -77,6 +78,8 @@ def test_arguments_section_names_every_constructor_parameter(entry_point):
     cls = _class(entry_point)
     arguments = _arguments_section(cls.__doc__ or "")
     names = [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+    options = getattr(cls, "Options", None)  # keywords gathered in one dataclass (gridworlds)
+    names += [f.name for f in dataclasses.fields(options)] if options is not None else []
     missing = [name for name in names if not re.search(rf"\b{re.escape(name)}\b", arguments)]
     assert not missing, f"{entry_point}: the Arguments section does not mention {missing}"
     assert "gym.make" in arguments, f"{entry_point}: the Arguments section has no gym.make example"

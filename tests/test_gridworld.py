@@ -312,3 +312,18 @@ def test_invalid_action_raises(action):
     with pytest.raises(ValueError, match=repr(action).replace(".", r"\.")):
         env.step(action)
     assert env.step(np.int64(1))[0] == 12  # numpy ints are fine
+
+
+def test_every_gridworld_takes_one_list_of_options():
+    from mimicgym.envs.batched import BatchedGridWorld
+    from mimicgym.envs.grid_dynamics import GridOptions
+
+    assert GridWorldEnv.Options is BatchedGridWorld.Options is GridOptions
+    with pytest.raises(TypeError, match=r"unexpected keyword 'kings'.*king_moves"):
+        GridWorldEnv("windy", kings=True)
+    with pytest.raises(TypeError, match=r"'kings'"):
+        BatchedGridWorld(2, "windy", kings=True)
+    single = gym.make("mimicgym/WindyGridWorld-v0", king_moves=True, stay_action=True).unwrapped
+    batched = BatchedGridWorld(2, "windy", king_moves=True, stay_action=True)
+    assert single.action_space.n == batched.single_action_space.n == 9
+    np.testing.assert_array_equal(single.config.moves, batched.config.moves)

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from mimicgym.envs.grid_dynamics import build_model, cumulative_probs, make_config
+from mimicgym.envs.grid_dynamics import GridOptions, build_model, cumulative_probs, make_config
 from mimicgym.envs.render import GridPainter, ansi, check_cell_size
 
 
@@ -70,9 +70,10 @@ class BatchedGridWorld(VectorEnv):
     - ``cell_size=32``: pixels per cell for "rgb_array".
     - ``copy=True``: return fresh arrays from ``step``/``reset``; with False the returned
       arrays are internal buffers overwritten by the next call (faster).
-    - ``**grid_kwargs``: the other keywords of :class:`GridWorldEnv` (``slip``, ``wind``,
-      ``stochastic_wind``, ``king_moves``, ``stay_action``, ``step_reward``, ``bump_reward``,
-      ``rewards``, ``jumps``, ``n_states``).
+    - ``**options``: the gridworld keywords of
+      :class:`~mimicgym.envs.grid_dynamics.GridOptions`, as :class:`GridWorldEnv` takes them
+      (``slip``, ``wind``, ``stochastic_wind``, ``king_moves``, ``stay_action``,
+      ``step_reward``, ``bump_reward``, ``rewards``, ``jumps``, ``n_states``).
 
     ```python
     import gymnasium as gym
@@ -88,6 +89,8 @@ class BatchedGridWorld(VectorEnv):
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4,
                 "autoreset_mode": AutoresetMode.SAME_STEP}
 
+    Options = GridOptions  # the keywords ``**options`` takes, one list for every gridworld
+
     def __init__(
         self,
         num_envs: int = 1,
@@ -98,7 +101,7 @@ class BatchedGridWorld(VectorEnv):
         render_mode: str | None = None,
         cell_size: int = 32,
         copy: bool = True,
-        **grid_kwargs: Any,
+        **options: Any,
     ):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
@@ -108,7 +111,7 @@ class BatchedGridWorld(VectorEnv):
             raise ValueError(f"max_episode_steps must be a positive int or None, got {max_episode_steps!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self.config = make_config(layout, map, **grid_kwargs)
+        self.config = make_config(layout, map, GridOptions.from_keywords(options))
         self._model = model = build_model(self.config)
         self.num_envs = n = int(num_envs)
         self.max_episode_steps = max_episode_steps

@@ -22,7 +22,8 @@ deterministic grid).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -105,26 +106,42 @@ def _wind_array(wind: Sequence[int] | None, cols: int) -> np.ndarray:
     return wind_arr.astype(np.int64)
 
 
-def make_config(
-    layout: str | None = "default",
-    grid_map: str | Sequence[str] | None = None,
-    *,
-    slip: float = 0.0,
-    wind: Sequence[int] | None = None,
-    stochastic_wind: bool = False,
-    king_moves: bool = False,
-    stay_action: bool = False,
-    step_reward: float | None = None,
-    bump_reward: float | None = None,
-    rewards: Mapping | None = None,
-    jumps: Mapping | None = None,
-    n_states: int | None = None,
-) -> GridConfig:
+@dataclass(frozen=True)
+class GridOptions:
+    """The gridworld keywords beyond the map, as ``gym.make`` passes them to every gridworld
+    env (the one list of them; ``make_config`` validates the values against the map)."""
+
+    slip: float = 0.0  # probability that the intended action is replaced by a random one
+    wind: Sequence[int] | None = None  # per-column upward push in cells (None: the layout's)
+    stochastic_wind: bool = False  # windy columns push wind + {-1, 0, 1}, each w.p. 1/3
+    king_moves: bool = False  # eight moves instead of four
+    stay_action: bool = False  # add a "Stay" action
+    step_reward: float | None = None  # reward of an ordinary move (None: the layout's)
+    bump_reward: float | None = None  # reward when a wall or the edge blocks the move
+    rewards: Mapping | None = None  # entry rewards per map character or (row, col) cell
+    jumps: Mapping | None = None  # {source_char: (target_char, reward)} (None: the layout's)
+    n_states: int | None = None  # length of the random walk (odd; layout "random_walk" only)
+
+    @classmethod
+    def from_keywords(cls, keywords: dict[str, Any]) -> "GridOptions":
+        """``GridOptions(**keywords)``, with an unknown keyword named beside the known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(keywords) - known)
+        if unknown:
+            raise TypeError(f"gridworld got unexpected keyword {', '.join(map(repr, unknown))}; "
+                            f"its keywords are layout, map, {', '.join(sorted(known))}")
+        return cls(**keywords)
+
+
+def make_config(layout: str | None = "default", grid_map: str | Sequence[str] | None = None,
+                options: GridOptions = GridOptions()) -> GridConfig:
     """Merge a named layout's defaults with explicit keywords and validate everything.
 
     A custom ``grid_map`` replaces the layout (allowed with ``layout`` None or "default"):
     it starts from the generic defaults (-1 per step, no wind, compass moves).
     """
+    (slip, wind, stochastic_wind, king_moves, stay_action, step_reward, bump_reward, rewards,
+     jumps, n_states) = (getattr(options, f.name) for f in fields(GridOptions))
     base, name = _base_layout(layout, grid_map, n_states)
     user_rewards = dict(rewards or {})
     reward_map = {**maps.DEFAULT_REWARDS, **dict(base.rewards), **user_rewards}

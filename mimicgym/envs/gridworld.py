@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import operator
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from mimicgym.envs.grid_dynamics import build_model, cumulative_probs, make_config
+from mimicgym.envs.grid_dynamics import GridOptions, build_model, cumulative_probs, make_config
 from mimicgym.envs.render import GridPainter, ansi, check_cell_size
 from mimicgym.envs.tabular import TabularModel
 
@@ -117,6 +117,8 @@ class GridWorldEnv(gym.Env):
     - ``layout="default"``: a named layout of :data:`mimicgym.envs.maps.LAYOUTS`.
     - ``map=None``: a custom ASCII map (multi-line string or list of rows) replacing the
       layout (only with ``layout`` None or "default"; -1 per step, no wind, compass moves).
+    - ``**options``: the keywords of :class:`~mimicgym.envs.grid_dynamics.GridOptions`, the
+      one list every gridworld (single or batched) takes:
     - ``slip=0.0``: probability that the intended action is replaced by a uniformly random one.
     - ``wind=None``: per-column upward push in cells, negative pushes down (None: the layout's).
     - ``stochastic_wind=False``: windy columns push ``wind + {-1, 0, 1}`` w.p. 1/3 each.
@@ -148,31 +150,21 @@ class GridWorldEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
+    Options = GridOptions  # the keywords ``**options`` takes, one list for every gridworld
+
     def __init__(
         self,
         layout: str | None = "default",
         map: str | Sequence[str] | None = None,  # noqa: A002 (the natural keyword)
         *,
-        slip: float = 0.0,
-        wind: Sequence[int] | None = None,
-        stochastic_wind: bool = False,
-        king_moves: bool = False,
-        stay_action: bool = False,
-        step_reward: float | None = None,
-        bump_reward: float | None = None,
-        rewards: Mapping | None = None,
-        jumps: Mapping | None = None,
-        n_states: int | None = None,
         render_mode: str | None = None,
         cell_size: int = 32,
+        **options: Any,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self.config = make_config(
-            layout, map, slip=slip, wind=wind, stochastic_wind=stochastic_wind,
-            king_moves=king_moves, stay_action=stay_action, step_reward=step_reward,
-            bump_reward=bump_reward, rewards=rewards, jumps=jumps, n_states=n_states,
-        )
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                             f"got {render_mode!r}")
+        self.config = make_config(layout, map, GridOptions.from_keywords(options))
         self._model = build_model(self.config)
         self.render_mode = render_mode
         self.cell_size = check_cell_size(cell_size)
