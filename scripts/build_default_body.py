@@ -107,8 +107,9 @@ def t_pose(verts: np.ndarray, joints: np.ndarray, weights: np.ndarray) -> tuple[
     rot = axis_angle_to_matrix(torch.as_tensor(pose))
     J_t = torch.as_tensor(joints)
     posed_joints, A = batch_rigid_transform(rot, J_t, torch.tensor(SMPL_PARENTS))
-    posed = linear_blend_skinning(torch.as_tensor(verts), A, torch.as_tensor(weights))
-    return posed.numpy(), posed_joints.numpy()
+    posed = linear_blend_skinning(torch.as_tensor(verts).transpose(1, 2), A,
+                                  torch.as_tensor(weights).T.contiguous())  # coordinate-major
+    return posed.transpose(1, 2).numpy(), posed_joints.numpy()
 
 
 def fit_regressor(verts: np.ndarray, joints: np.ndarray, template: np.ndarray, k: int = 160,

@@ -53,14 +53,17 @@ def test_two_bone_chain_by_hand():
     torch.testing.assert_close(posed, joints)  # rotating the child leaves both joints in place
     verts = torch.tensor([[[2.0, 0, 0], [0.5, 0, 0], [1.5, 0, 0]]], dtype=F64)
     w = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]], dtype=F64)
-    out = linear_blend_skinning(verts, A, w)
+    def skin(verts, A, w):  # vertex-major (B, V, 3) through the coordinate-major skinning
+        return linear_blend_skinning(verts.transpose(1, 2), A, w.T.contiguous()).transpose(1, 2)
+
+    out = skin(verts, A, w)
     # (2,0,0) swings about (1,0,0) to (1,1,0); the root-bound vertex stays; the 50/50 one averages.
     torch.testing.assert_close(out[0], torch.tensor([[1.0, 1, 0], [0.5, 0, 0], [1.25, 0.25, 0]], dtype=F64))
     # Now rotate the root instead: everything turns about the origin, the child joint included.
     rot = torch.stack([quarter_z, torch.eye(3, dtype=F64)])[None]
     posed, A = batch_rigid_transform(rot, joints, torch.tensor([-1, 0]))
     torch.testing.assert_close(posed[0, 1], torch.tensor([0.0, 1, 0], dtype=F64))
-    torch.testing.assert_close(linear_blend_skinning(verts, A, w)[0, 0], torch.tensor([0.0, 2, 0], dtype=F64))
+    torch.testing.assert_close(skin(verts, A, w)[0, 0], torch.tensor([0.0, 2, 0], dtype=F64))
 
 
 def test_smpl_tree_has_nine_depth_levels():
@@ -73,7 +76,10 @@ def test_blend_shapes_regression_and_pose_features():
     shapedirs = torch.zeros(2, 3, 2, dtype=F64)
     shapedirs[0, 1, 0] = 1.0  # beta0 moves vertex 0 up
     shapedirs[1, 0, 1] = 2.0  # beta1 moves vertex 1 along x, twice as fast
-    offsets = blend_shapes(torch.tensor([[0.5, -1.0]], dtype=F64), shapedirs)
+    # (V, 3, K) flattened vertex-major, around a zero template: the offsets
+    flat = blend_shapes(torch.tensor([[0.5, -1.0]], dtype=F64), torch.zeros(6, dtype=F64),
+                        shapedirs.reshape(6, 2).T)
+    offsets = flat.view(1, 2, 3)
     torch.testing.assert_close(offsets[0], torch.tensor([[0, 0.5, 0], [-2.0, 0, 0]], dtype=F64))
     reg = torch.tensor([[0.5, 0.5]], dtype=F64)
     torch.testing.assert_close(vertices_to_joints(reg, offsets), torch.tensor([[[-1.0, 0.25, 0]]], dtype=F64))

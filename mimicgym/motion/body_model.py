@@ -1,9 +1,11 @@
 """SMPL-style body model: shape blend shapes, joint regression, pose correctives, LBS.
 
 The math follows Loper et al., "SMPL: A Skinned Multi-Person Linear Model" (2015), one
-function per step as in smplx's ``lbs()``; :func:`lbs` chains them. :class:`BodyModel`
-runs the same steps with precomputed layouts (joint regressor folded into the shape
-space, kinematic chain batched by tree depth) and takes smplx's argument names.
+function per step as in smplx's ``lbs()``. :func:`smpl_forward` chains them: the one
+pipeline, run by :class:`BodyModel` (which takes smplx's argument names) and by :func:`lbs`
+(smplx's signature, on raw model arrays). It works on a :class:`SMPLLayout`: the model's
+arrays laid out once for speed (meshes coordinate-major, joint regression folded into the
+shape space), which :func:`smpl_layout` builds from SMPL's own layout.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -22,8 +25,9 @@ from mimicgym.motion.rotations import axis_angle_to_matrix
 
 __all__ = [
     "SMPL_JOINT_NAMES", "SMPL_PARENTS", "DEFAULT_MODEL_PATH", "BodyModel", "BodyModelOutput",
-    "blend_shapes", "vertices_to_joints", "pose_features", "pose_blend_shapes",
-    "batch_rigid_transform", "linear_blend_skinning", "skin_coordinate_major", "lbs", "kinematic_levels",
+    "SMPLLayout", "smpl_layout", "smpl_forward", "blend_shapes", "vertices_to_joints",
+    "pose_features", "pose_blend_shapes", "batch_rigid_transform", "linear_blend_skinning", "lbs",
+    "kinematic_levels",
 ]
 
 SMPL_JOINT_NAMES = (
@@ -37,13 +41,15 @@ DEFAULT_MODEL_PATH = Path(__file__).with_name("assets") / "default_body.npz"
 
 
 # ----------------------------------------------------------------------------- the math
-def blend_shapes(betas: Tensor, shapedirs: Tensor) -> Tensor:
-    """Linear blend shapes ``sum_k betas[k] * shapedirs[..., k]``.
+def blend_shapes(betas: Tensor, template: Tensor, shapedirs: Tensor) -> Tensor:
+    """Linear blend shapes ``template + sum_k betas[k] * shapedirs[k]``, on flat layouts.
 
-    betas: (B, K); shapedirs: (N, 3, K) -> offsets (B, N, 3).
+    betas: (B, K); template: (D,) a flattened shape; shapedirs: (K, D) in the same layout ->
+    (B, D). Any flattening works: vertex-major (smplx's ``(V, 3, K)`` as ``reshape(3V, K).T``),
+    coordinate-major (all x, then y, then z) or joint positions (the joint regression folded
+    into the shape space).
     """
-    N, _, K = shapedirs.shape
-    return (betas @ shapedirs.reshape(N * 3, K).T).reshape(-1, N, 3)  # (B, 3N) -> (B, N, 3)
+    return torch.addmm(template.reshape(1, -1), betas, shapedirs)
 
 
 def vertices_to_joints(J_regressor: Tensor, vertices: Tensor) -> Tensor:
@@ -60,9 +66,10 @@ def pose_features(rot_mats: Tensor) -> Tensor:
     return (rot_mats[:, 1:] - eye).flatten(1)
 
 
-def pose_blend_shapes(pose_feature: Tensor, posedirs: Tensor) -> Tensor:
-    """Pose correctives: (B, P) features, (P, 3V) posedirs -> offsets (B, V, 3)."""
-    return (pose_feature @ posedirs).reshape(pose_feature.shape[0], -1, 3)
+def pose_blend_shapes(v_shaped: Tensor, pose_feature: Tensor, posedirs: Tensor) -> Tensor:
+    """Pose correctives added to the shaped mesh: (B, D), (B, P) features, (P, D) -> (B, D),
+    ``posedirs`` in the mesh's flat layout."""
+    return torch.addmm(v_shaped, pose_feature, posedirs)
 
 
 def kinematic_levels(parents: Tensor | tuple[int, ...]) -> list[Tensor]:
@@ -117,23 +124,14 @@ def batch_rigid_transform(rot_mats: Tensor, joints: Tensor, parents: Tensor) -> 
     return world[..., :3, 3], A
 
 
-def linear_blend_skinning(vertices: Tensor, A: Tensor, weights: Tensor) -> Tensor:
-    """Skin rest-pose vertices: v' = sum_j w_vj A_j v.
-
-    vertices: (B, V, 3); A: (B, J, 4, 4); weights: (V, J) -> (B, V, 3).
-    """
-    B, J = A.shape[:2]
-    T = torch.matmul(weights, A[:, :, :3, :].reshape(B, J, 12)).reshape(B, -1, 3, 4)  # (B, V, 3, 4)
-    return (T[..., :3] @ vertices[..., None])[..., 0] + T[..., 3]
-
-
-def skin_coordinate_major(vertices_t: Tensor, A: Tensor, weights_t: Tensor,
+def linear_blend_skinning(vertices_t: Tensor, A: Tensor, weights_t: Tensor,
                           chunk_bytes: int = 4 << 20) -> Tensor:
-    """:func:`linear_blend_skinning` on coordinate-major data, for speed.
+    """Skin rest-pose vertices: ``v' = sum_j w_vj A_j v``, on coordinate-major meshes.
 
-    vertices_t: (B, 3, V); A: (B, J, 4, 4); weights_t: (J, V) -> (B, 3, V). The blended
-    transforms (B, 12, V) are built a few bodies at a time so each chunk stays in cache, and
-    applied with contiguous multiply-adds over V (a batched 3x3 matmul per vertex is ~4x slower).
+    vertices_t: (B, 3, V); A: (B, J, 4, 4); weights_t: (J, V) -> (B, 3, V) (for vertex-major
+    (B, V, 3) data, transpose in and out). The blended transforms (B, 12, V) are built a few
+    bodies at a time so each chunk stays in cache, and applied with contiguous multiply-adds
+    over V (a batched 3x3 matmul per vertex is ~4x slower).
     """
     B, J = A.shape[:2]
     V = weights_t.shape[1]
@@ -147,10 +145,69 @@ def skin_coordinate_major(vertices_t: Tensor, A: Tensor, weights_t: Tensor,
     return out[0] if len(out) == 1 else torch.cat(out)
 
 
+class SMPLLayout(NamedTuple):
+    """A model's arrays as the pipeline reads them (D = 3V coordinate-major: all x, then y,
+    then z, so that skinning runs over contiguous rows)."""
+
+    v_template: Tensor  # (D,) rest mesh
+    shapedirs: Tensor  # (K, D) shape directions
+    J_template: Tensor  # (3J,) rest joints of the template: J_regressor @ v_template
+    J_shapedirs: Tensor  # (K, 3J) the regressor applied to each shape direction
+    posedirs: Tensor | None  # (P, D) pose correctives, or None
+    weights: Tensor  # (J, V) skinning weights
+    parents: Tensor  # (J,) kinematic tree, parents[0] = -1
+
+
+def smpl_layout(v_template: Tensor, shapedirs: Tensor, posedirs: Tensor | None, J_regressor: Tensor,
+                weights: Tensor, parents: Tensor, dtype: torch.dtype | None = None) -> SMPLLayout:
+    """:class:`SMPLLayout` from SMPL's own layout: v_template (V, 3), shapedirs (V, 3, K),
+    posedirs (P, 3V) vertex-major or None, J_regressor (J, V), weights (V, J), parents (J,).
+
+    The regressor is linear, so the rest joints are ``J_template + betas . J_shapedirs``: the
+    joints never need the full mesh. Folded in float64, then cast to ``dtype`` (default: the
+    template's), so float32 loses nothing extra.
+    """
+    dtype = dtype or v_template.dtype
+    V, _, K = shapedirs.shape
+    jr64, sd64, vt64 = J_regressor.double(), shapedirs.double(), v_template.double()
+    return SMPLLayout(
+        v_template=v_template.T.reshape(-1).to(dtype),  # (3V,) coordinate-major
+        shapedirs=shapedirs.permute(2, 1, 0).reshape(K, 3 * V).to(dtype).contiguous(),  # (K, 3V)
+        J_template=(jr64 @ vt64).reshape(-1).to(dtype),  # (3J,)
+        J_shapedirs=torch.einsum("jv,vck->kjc", jr64, sd64).reshape(K, -1).to(dtype).contiguous(),
+        posedirs=None if posedirs is None else  # (P, 3V) vertex-major -> coordinate-major
+        posedirs.reshape(-1, V, 3).permute(0, 2, 1).reshape(-1, 3 * V).to(dtype).contiguous(),
+        weights=weights.T.to(dtype).contiguous(),  # (J, V)
+        parents=parents,
+    )
+
+
+def smpl_forward(betas: Tensor, rot_mats: Tensor, layout: SMPLLayout) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The SMPL function, step by step: betas (B, K), local joint rotations (B, J, 3, 3).
+
+    Returns the skinned mesh (B, 3, V) coordinate-major, the posed joints (B, J, 3), the
+    skinning transforms A (B, J, 4, 4) and the shaped rest mesh (B, 3V) coordinate-major.
+    """
+    B, J = rot_mats.shape[:2]
+    # 1. Shape blend shapes: the rest mesh of this body.
+    v_shaped = blend_shapes(betas, layout.v_template, layout.shapedirs)  # (B, 3V)
+    # 2. Joint regression, folded into the shape space: its rest joints.
+    joints = blend_shapes(betas, layout.J_template, layout.J_shapedirs).view(B, J, 3)  # (B, J, 3)
+    # 3. Pose correctives from the pose features R_j - I.
+    v_posed = v_shaped  # (B, 3V)
+    if layout.posedirs is not None:
+        v_posed = pose_blend_shapes(v_shaped, pose_features(rot_mats), layout.posedirs)
+    # 4. Kinematic chain: posed joints and the transforms from the rest pose.
+    posed_joints, A = batch_rigid_transform(rot_mats, joints, layout.parents)  # (B, J, 3), (B, J, 4, 4)
+    # 5. Linear blend skinning.
+    vertices_t = linear_blend_skinning(v_posed.view(B, 3, -1), A, layout.weights)  # (B, 3, V)
+    return vertices_t, posed_joints, A, v_shaped
+
+
 def lbs(betas: Tensor, pose: Tensor, v_template: Tensor, shapedirs: Tensor, posedirs: Tensor | None,
         J_regressor: Tensor, parents: Tensor, weights: Tensor, pose2rot: bool = True,
         ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The SMPL function, step by step (reference implementation).
+    """smplx's ``lbs()`` signature on raw SMPL arrays, through :func:`smpl_forward`.
 
     betas: (B, K); pose: (B, 3J) axis-angle, or (B, J, 3, 3) if ``pose2rot`` is False;
     v_template: (V, 3); shapedirs: (V, 3, K); posedirs: (P, 3V) or None; J_regressor: (J, V);
@@ -158,15 +215,10 @@ def lbs(betas: Tensor, pose: Tensor, v_template: Tensor, shapedirs: Tensor, pose
     A (B, J, 4, 4) and v_shaped (B, V, 3).
     """
     B = betas.shape[0]
-    v_shaped = v_template + blend_shapes(betas, shapedirs)  # (B, V, 3)
-    joints = vertices_to_joints(J_regressor, v_shaped)  # (B, J, 3)
     rot_mats = axis_angle_to_matrix(pose.reshape(B, -1, 3)) if pose2rot else pose  # (B, J, 3, 3)
-    v_posed = v_shaped
-    if posedirs is not None:
-        v_posed = v_shaped + pose_blend_shapes(pose_features(rot_mats), posedirs)
-    posed_joints, A = batch_rigid_transform(rot_mats, joints, parents)
-    vertices = linear_blend_skinning(v_posed, A, weights)
-    return vertices, posed_joints, A, v_shaped
+    layout = smpl_layout(v_template, shapedirs, posedirs, J_regressor, weights, parents)
+    vertices_t, joints, A, v_shaped = smpl_forward(betas, rot_mats, layout)
+    return vertices_t.transpose(1, 2), joints, A, v_shaped.view(B, 3, -1).transpose(1, 2)
 
 
 # ---------------------------------------------------------------------------- the module
@@ -230,26 +282,22 @@ class BodyModel(nn.Module):
         self.register_buffer("weights", f(arrays["weights"]))  # (V, J)
         self.register_buffer("parents", parents)
         self.register_buffer("faces", torch.as_tensor(arrays["f"].astype(np.int64)))  # (F, 3)
-        # Precomputed layouts. Computed in float64, then cast, so float32 loses nothing extra.
-        sd64 = torch.as_tensor(np.asarray(arrays["shapedirs"][:, :, : self.num_betas], dtype=np.float64))
-        jr64 = torch.as_tensor(np.asarray(arrays["J_regressor"], dtype=np.float64))
-        vt64 = torch.as_tensor(np.asarray(arrays["v_template"], dtype=np.float64))
-        # Coordinate-major layouts (x of all vertices, then y, then z) for the fast path.
-        self.register_buffer("v_template_t", v_template.T.contiguous())  # (3, V)
-        self.register_buffer("shapedirs_t", shapedirs.permute(2, 1, 0).reshape(-1, 3 * V).contiguous())  # (K, 3V)
-        self.register_buffer("weights_t", self.weights.T.contiguous())  # (J, V)
-        self.register_buffer("J_template", (jr64 @ vt64).to(dtype))  # (J, 3)
-        # The regressor is linear, so joints = J_template + betas . (J_regressor shapedirs):
-        # joints never need the full mesh.
-        self.register_buffer("J_shapedirs_flat_T", torch.einsum("jv,vck->kjc", jr64, sd64)
-                             .reshape(self.num_betas, J * 3).to(dtype).contiguous())  # (K, 3J)
+        # The pipeline's layout (SMPLLayout), as buffers so that .to(device) moves them too.
         posedirs = arrays.get("posedirs")
         self.has_posedirs = posedirs is not None and bool(np.any(posedirs))
-        if self.has_posedirs:
-            # (V, 3, P) -> (P, 3V), coordinate-major like shapedirs_t.
-            self.register_buffer("posedirs_t", f(posedirs).permute(2, 1, 0).reshape(-1, 3 * V).contiguous())
-        else:
-            self.posedirs_t = None  # no pose correctives (the default model ships none)
+        layout = smpl_layout(
+            torch.as_tensor(np.asarray(arrays["v_template"], dtype=np.float64)),
+            torch.as_tensor(np.asarray(arrays["shapedirs"][:, :, : self.num_betas], dtype=np.float64)),
+            torch.as_tensor(np.asarray(posedirs, dtype=np.float64)).reshape(3 * V, -1).T
+            if self.has_posedirs else None,  # (V, 3, P) -> (P, 3V); the default model ships none
+            torch.as_tensor(np.asarray(arrays["J_regressor"], dtype=np.float64)),
+            self.weights.double(), parents, dtype=dtype)
+        self.register_buffer("v_template_t", layout.v_template)  # (3V,) coordinate-major
+        self.register_buffer("shapedirs_t", layout.shapedirs)  # (K, 3V)
+        self.register_buffer("J_template", layout.J_template.view(J, 3))  # (J, 3)
+        self.register_buffer("J_shapedirs_flat_T", layout.J_shapedirs)  # (K, 3J)
+        self.register_buffer("posedirs_t", layout.posedirs)  # (P, 3V) or None
+        self.register_buffer("weights_t", layout.weights)  # (J, V)
 
     # -------------------------------------------------------------- constructors
     @classmethod
@@ -267,13 +315,19 @@ class BodyModel(nn.Module):
         """(K, 3V) shape directions, vertex-major: ``v_template.reshape(1, -1) + betas @ this``."""
         return self.shapedirs.reshape(self.num_vertices * 3, -1).T
 
+    @property
+    def layout(self) -> SMPLLayout:
+        """The model's arrays as :func:`smpl_forward` reads them (views of the buffers)."""
+        return SMPLLayout(self.v_template_t, self.shapedirs_t, self.J_template.view(-1),
+                          self.J_shapedirs_flat_T, self.posedirs_t, self.weights_t, self.parents)
+
     def rest_joints(self, betas: Tensor) -> Tensor:
         """Joints of the shaped rest pose without building the mesh: (B, k <= K) -> (B, J, 3)."""
         betas = torch.as_tensor(betas, dtype=self.J_template.dtype, device=self.J_template.device)
         if betas.ndim != 2 or betas.shape[1] > self.num_betas:
             raise ValueError(f"betas must have shape (B, k) with k <= {self.num_betas}, got {tuple(betas.shape)}")
-        flat = torch.addmm(self.J_template.reshape(1, -1), betas, self.J_shapedirs_flat_T[: betas.shape[1]])
-        return flat.reshape(-1, self.num_joints, 3)
+        flat = blend_shapes(betas, self.J_template, self.J_shapedirs_flat_T[: betas.shape[1]])  # (B, 3J)
+        return flat.view(-1, self.num_joints, 3)
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -341,21 +395,12 @@ class BodyModel(nn.Module):
             root_R = axis_angle_to_matrix(root_R) if root_R.ndim == 3 else root_R
             rot_mats = torch.cat([root_R, body_R], dim=1)  # (B, J, 3, 3)
 
-        # Same steps as lbs(), on coordinate-major (B, 3, V) meshes.
-        v_shaped_t = torch.addmm(self.v_template_t.reshape(1, -1), betas, self.shapedirs_t)  # (B, 3V)
-        joints = torch.addmm(self.J_template.reshape(1, -1), betas, self.J_shapedirs_flat_T)  # (B, 3J)
-        joints = joints.reshape(B, J, 3)
-        v_posed_t = v_shaped_t
-        if self.posedirs_t is not None:
-            v_posed_t = torch.addmm(v_shaped_t, pose_features(rot_mats), self.posedirs_t)
-        posed_joints, A = batch_rigid_transform(rot_mats, joints, self.parents)
-        V = self.num_vertices
-        vertices_t = skin_coordinate_major(v_posed_t.view(B, 3, V), A, self.weights_t)  # (B, 3, V)
+        vertices_t, posed_joints, A, v_shaped_t = smpl_forward(betas, rot_mats, self.layout)
         if transl is not None:
             vertices_t = vertices_t + transl[:, :, None]
             posed_joints = posed_joints + transl[:, None]
         vertices = vertices_t.transpose(1, 2).contiguous()  # (B, V, 3)
-        v_shaped = v_shaped_t.view(B, 3, V).transpose(1, 2)  # (B, V, 3), a view
+        v_shaped = v_shaped_t.view(B, 3, self.num_vertices).transpose(1, 2)  # (B, V, 3), a view
 
         transforms = A.clone()
         transforms[:, :, :3, 3] = posed_joints
