@@ -25,7 +25,13 @@ import torch
 
 from mimicgym.agents.base import check_positive, check_positive_int, check_probability
 from mimicgym.agents.callbacks import MaybeCallback, vector_infos
-from mimicgym.agents.policies import ACTIVATIONS, ActorCritic, DiagGaussianDistribution, actions_to_env, split_net_arch
+from mimicgym.agents.policies import (
+    ActorCritic,
+    DiagGaussianDistribution,
+    actions_to_env,
+    check_actor_critic_hyperparameters,
+    split_net_arch,
+)
 from mimicgym.agents.returns import explained_variance, gae, nstep_returns
 from mimicgym.agents.torch_agent import PolicyAgent
 from mimicgym.agents.torch_utils import check_finite, derive_seed
@@ -57,26 +63,17 @@ class A2CConfig:
     normalize_observations: bool = False  # running mean/std in the network (VecNormalize's)
 
     def __post_init__(self):
-        check_positive("learning_rate", self.learning_rate)
+        check_actor_critic_hyperparameters(self)
         for name in ("n_steps", "n_envs"):
             check_positive_int(name, getattr(self, name))
         if self.n_step_return is not None:
             check_positive_int("n_step_return", self.n_step_return)
-        check_probability("gamma", self.gamma)
         check_probability("gae_lambda", self.gae_lambda)
-        check_positive("ent_coef", self.ent_coef, allow_zero=True)
-        check_positive("vf_coef", self.vf_coef, allow_zero=True)
-        check_positive("max_grad_norm", self.max_grad_norm)
         check_positive("rms_prop_eps", self.rms_prop_eps)
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"activation must be one of {sorted(ACTIVATIONS)}, "
-                              f"got {self.activation!r}")
-        pi, _ = split_net_arch(self.net_arch)  # validates widths and dict keys
+        pi, _ = split_net_arch(self.net_arch)
         if self.shared_actor_critic and (isinstance(self.net_arch, dict) or not pi):
             raise ConfigError(f"shared_actor_critic needs a non-empty list net_arch, "
                               f"got {self.net_arch!r}")
-        if not isinstance(self.net_arch, dict):
-            self.net_arch = [int(w) for w in self.net_arch]
 
 
 def _make_vec_env(env: Any, n_envs: int) -> gym.vector.VectorEnv:

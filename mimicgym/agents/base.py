@@ -66,6 +66,11 @@ def check_probability(name: str, value: float) -> None:
         raise ConfigError(f"{name} must lie in [0, 1], got {value!r}")
 
 
+def check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+
+
 def check_positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ConfigError(f"{name} must be a positive int, got {value!r}")

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mimicgym.agents.base import _number, check_positive, check_positive_int, check_probability
+from mimicgym.agents.base import _number, check_choice, check_positive, check_positive_int, check_probability
 from mimicgym.agents.buffers import ReplayBuffer
 from mimicgym.agents.callbacks import MaybeCallback
 from mimicgym.agents.networks import make_encoder, mlp
@@ -85,8 +85,7 @@ class DQNConfig:
         self.net_arch = tuple(int(w) for w in self.net_arch)
         if any(w <= 0 for w in self.net_arch):
             raise ConfigError(f"net_arch widths must be positive, got {list(self.net_arch)}")
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+        check_choice("loss", self.loss, LOSSES)
 
 
 class QNetwork(nn.Module):

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mimicgym.agents.base import check_choice, check_positive, check_probability
 from mimicgym.agents.networks import make_encoder, mlp
 from mimicgym.agents.normalization import RunningObservationNormalizer
 
@@ -79,6 +80,20 @@ def make_distribution(action_space: gym.Space, log_std_init: float = 0.0) -> nn.
     if isinstance(action_space, gym.spaces.Box) and np.issubdtype(action_space.dtype, np.floating):
         return DiagGaussianDistribution(int(np.prod(action_space.shape)), log_std_init)
     raise TypeError(f"unsupported action space {action_space}; use Discrete or a float Box")
+
+
+def check_actor_critic_hyperparameters(config) -> None:
+    """The checks A2C's and REINFORCE's configs share, by field name; normalises a list
+    ``net_arch`` to ints in place."""
+    check_positive("learning_rate", config.learning_rate)
+    check_probability("gamma", config.gamma)
+    check_positive("ent_coef", config.ent_coef, allow_zero=True)
+    check_positive("vf_coef", config.vf_coef, allow_zero=True)
+    check_positive("max_grad_norm", config.max_grad_norm)
+    check_choice("activation", config.activation, ACTIVATIONS)
+    split_net_arch(config.net_arch)  # validates widths and dict keys
+    if not isinstance(config.net_arch, dict):
+        config.net_arch = [int(w) for w in config.net_arch]
 
 
 def split_net_arch(net_arch: Sequence[int] | dict) -> tuple[list[int], list[int]]:

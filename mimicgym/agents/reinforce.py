@@ -19,13 +19,17 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from mimicgym.agents.base import check_positive, check_positive_int, check_probability
+from mimicgym.agents.base import check_positive_int
 from mimicgym.agents.callbacks import MaybeCallback
-from mimicgym.agents.policies import ACTIVATIONS, ActorCritic, DiagGaussianDistribution, actions_to_env, split_net_arch
+from mimicgym.agents.policies import (
+    ActorCritic,
+    DiagGaussianDistribution,
+    actions_to_env,
+    check_actor_critic_hyperparameters,
+)
 from mimicgym.agents.returns import discounted_returns, explained_variance
 from mimicgym.agents.torch_agent import PolicyAgent
 from mimicgym.agents.torch_utils import check_finite, derive_seed
-from mimicgym.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -49,18 +53,8 @@ class ReinforceConfig:
     normalize_observations: bool = False  # running mean/std in the network (VecNormalize's)
 
     def __post_init__(self):
-        check_positive("learning_rate", self.learning_rate)
+        check_actor_critic_hyperparameters(self)
         check_positive_int("n_episodes", self.n_episodes)
-        check_probability("gamma", self.gamma)
-        check_positive("ent_coef", self.ent_coef, allow_zero=True)
-        check_positive("vf_coef", self.vf_coef, allow_zero=True)
-        check_positive("max_grad_norm", self.max_grad_norm)
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"activation must be one of {sorted(ACTIVATIONS)}, "
-                              f"got {self.activation!r}")
-        split_net_arch(self.net_arch)  # validates widths and dict keys
-        if not isinstance(self.net_arch, dict):
-            self.net_arch = [int(w) for w in self.net_arch]
 
 
 class Reinforce(PolicyAgent):
