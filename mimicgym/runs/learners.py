@@ -134,7 +134,7 @@ class Sb3Learner:
                         "gamma", inspect.signature(algo.__init__).parameters["gamma"].default)
                     self.venv = VecNormalize(self.venv, gamma=gamma)
             if checkpoint is not None:
-                self.sb3 = load_model(algo, checkpoint, self.venv, cfg.device)
+                self.sb3 = load_model(algo, checkpoint, self.venv, cfg.device, hyperparameters)
             else:
                 self.sb3 = build_model(algo, self.venv, hyperparameters, cfg.seed, cfg.device)
         except BaseException:

@@ -38,7 +38,10 @@ def load_vec_normalize(path: str | Path, venv, training: bool = True):
         with np.load(path, allow_pickle=False) as data:
             stats = {k: data[k] for k in data.files}
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: no normalisation statistics") from None
+        pickled = path.with_suffix(".pkl")
+        hint = (f"; {pickled.name} beside it is a pickle (SB3's format, which can run code when "
+                f"loaded): it is not read") if pickled.exists() else ""
+        raise CheckpointError(f"{path}: no normalisation statistics{hint}") from None
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
         raise CheckpointError(f"{path}: not a readable statistics file ({e})") from None
     missing = {"obs_mean", "obs_var", "obs_count", "ret_mean", "ret_var", "ret_count", *_SCALARS} - set(stats)

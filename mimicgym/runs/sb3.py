@@ -4,6 +4,7 @@ checked against the constructor before anything is built, models built and loade
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import re
 import zipfile
@@ -99,12 +100,50 @@ def build_model(algo, venv, hyperparameters: dict[str, Any], seed: int, device: 
                 **hyperparameters)
 
 
-def load_model(algo, path: Path, venv=None, device: str = "auto"):
-    """A saved SB3 model, or a ``CheckpointError`` naming the file."""
+# Cloudpickled entries of a saved model that are run state SB3 rebuilds when they are None.
+_REBUILT = {"_last_obs", "_last_episode_starts", "_last_original_obs", "ep_info_buffer",
+            "ep_success_buffer", "lr_schedule", "exploration_schedule", "rollout_buffer_class",
+            "replay_buffer_class", "action_noise"}
+
+
+def safe_custom_objects(algo, path: Path, venv, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """Replacements for every cloudpickled (``":serialized:"``) entry of a SB3 zip, so that
+    loading it unpickles nothing (a pickle can run any code): the policy class and spaces from
+    the env, hyperparameters from the run's config (else the constructor's defaults), ``None``
+    for run state SB3 rebuilds. An entry none of these can replace is refused."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+    except (zipfile.BadZipFile, KeyError, OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: not a stable-baselines3 model file ({e})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: not a stable-baselines3 model file (no data table)")
+    params = _parameters(algo)
+    replacements: dict[str, Any] = {}
+    for key, value in data.items():
+        if not (isinstance(value, dict) and ":serialized:" in value):
+            continue
+        if key == "policy_class":
+            replacements[key] = algo.policy_aliases[policy_name(venv.observation_space)]
+        elif key in ("observation_space", "action_space"):
+            replacements[key] = getattr(venv, key)
+        elif key in _REBUILT:
+            replacements[key] = None
+        elif key in params:
+            replacements[key] = hyperparameters.get(key, params[key].default)
+        else:
+            raise CheckpointError(f"{path}: refusing to unpickle its serialized entry {key!r}, which "
+                                  f"the run's config cannot replace (a pickle can run any code)")
+    return replacements
+
+
+def load_model(algo, path: Path, venv, device: str = "auto", hyperparameters: dict | None = None):
+    """A saved SB3 model on ``venv``, unpickling nothing, or a ``CheckpointError`` naming the file."""
     if not Path(path).is_file():
         raise CheckpointError(f"{path}: no such model file")
+    custom_objects = safe_custom_objects(algo, Path(path), venv, hyperparameters or {})
     try:
-        return algo.load(str(path), env=venv, device=device)
+        return algo.load(str(path), env=venv, device=device, custom_objects=custom_objects)
     except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError, RuntimeError,
             TypeError) as e:
         if isinstance(e, zipfile.BadZipFile) or not zipfile.is_zipfile(path):
