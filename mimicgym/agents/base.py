@@ -76,6 +76,15 @@ def check_positive_int(name: str, value) -> None:
         raise ConfigError(f"{name} must be a positive int, got {value!r}")
 
 
+def check_finite_input(name: str, array: np.ndarray) -> None:
+    """A ``ValueError`` naming ``name`` and the first NaN or inf entry, if there is one
+    (float arrays only; integer observations cannot hold either)."""
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise ValueError(f"{name}{list(where)} is {array[where]}: a non-finite input "
+                         f"(switch the check off with agent.check_finite_inputs = False)")
+
+
 def check_policy(policy, shape: tuple[int, int]) -> np.ndarray:
     """``policy`` as a float64 (S, A) array of action probabilities, or a clear error."""
     array = np.array(policy, dtype=np.float64)
@@ -109,6 +118,9 @@ class Agent:
     default_log_interval: ClassVar[int] = 0  # learn()'s log_interval when none is given
     logs_per_episode: ClassVar[bool] = True  # log_interval counts episodes (else updates)
     budget_units: ClassVar[tuple[str, ...]] = ("timesteps",)  # what learn()'s budget counts
+    # predict() refuses NaN/inf observations, naming the first; set False (on the class or an
+    # instance) to skip the check where inputs are known finite.
+    check_finite_inputs: ClassVar[bool] = True
     uses_device: ClassVar[bool] = False  # the constructor takes device= (torch agents)
 
     def __init__(self, env: gym.Env | str | None, *, seed: int = 0, **hyperparameters: Any):

@@ -29,7 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mimicgym.agents.base import _number, check_choice, check_positive, check_positive_int, check_probability
+from mimicgym.agents.base import (
+    _number,
+    check_choice,
+    check_finite_input,
+    check_positive,
+    check_positive_int,
+    check_probability,
+)
 from mimicgym.agents.buffers import ReplayBuffer
 from mimicgym.agents.callbacks import MaybeCallback
 from mimicgym.agents.networks import make_encoder, mlp
@@ -159,6 +166,8 @@ class DQN(TorchAgent):
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         """Greedy (or epsilon-greedy with the current rate) actions for one or a batch of obs."""
         obs = np.asarray(observation)
+        if self.check_finite_inputs:
+            check_finite_input("observation", obs)
         single_shape = self.observation_space.shape
         if obs.shape == single_shape:
             return self.predict(obs[None], state, episode_start, deterministic)[0][0], state

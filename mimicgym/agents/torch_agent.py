@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
+import numpy as np
 import torch
 
-from mimicgym.agents.base import Agent
+from mimicgym.agents.base import Agent, check_finite_input
 from mimicgym.agents.checkpoint import load_checkpoint, save_checkpoint
 from mimicgym.agents.logging import EpisodeStats
 from mimicgym.agents.torch_utils import (
@@ -124,6 +125,8 @@ class PolicyAgent(TorchAgent):
         """Actions for one observation or a batch (SB3 signature; ``state`` passes through)."""
         from mimicgym.agents.policies import predict_actions
 
+        if self.check_finite_inputs:
+            check_finite_input("observation", np.asarray(observation))
         return predict_actions(self.policy, observation, self.observation_space, self.action_space,
                                deterministic, self.torch_rng, self.device), state
 
