@@ -115,7 +115,6 @@ class Agent:
 
     Config: ClassVar[type]
     vectorized: ClassVar[bool] = False  # True: the agent steps a gymnasium VectorEnv
-    default_log_interval: ClassVar[int] = 0  # learn()'s log_interval when none is given
     logs_per_episode: ClassVar[bool] = True  # log_interval counts episodes (else updates)
     budget_units: ClassVar[tuple[str, ...]] = ("timesteps",)  # what learn()'s budget counts
     # predict() refuses NaN/inf observations, naming the first; set False (on the class or an
@@ -194,7 +193,7 @@ class Agent:
                                  else self.num_timesteps + int(total_timesteps))
         self._total_episodes = (float("inf") if total_episodes is None
                                 else self.num_episodes + int(total_episodes))
-        self._log_interval = self.default_log_interval if log_interval is None else int(log_interval)
+        self._log_interval = 0 if log_interval is None else int(log_interval)  # 0: no periodic dumps
         self._start = (self.num_timesteps, time.perf_counter())
         self._start_episodes = self.num_episodes
         self._counts_episodes = total_timesteps is None and total_episodes is not None

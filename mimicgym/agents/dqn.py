@@ -166,20 +166,20 @@ class DQN(TorchAgent):
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         """Greedy (or epsilon-greedy with the current rate) actions for one or a batch of obs."""
         obs = np.asarray(observation)
-        if self.check_finite_inputs:
-            check_finite_input("observation", obs)
         single_shape = self.observation_space.shape
-        if obs.shape == single_shape:
-            return self.predict(obs[None], state, episode_start, deterministic)[0][0], state
-        if obs.shape[1:] != single_shape:
+        single = obs.shape == single_shape
+        batch = obs[None] if single else obs
+        if batch.shape[1:] != single_shape:
             raise ValueError(f"observation of shape {obs.shape} fits neither the observation "
                              f"space shape {single_shape} nor a batch of it")
-        actions = self._greedy(obs)
+        if self.check_finite_inputs:
+            check_finite_input("observation", obs)
+        actions = self._greedy(batch)
         if not deterministic:
             explore = self.rng.random(len(actions)) < self.exploration_rate
             actions = np.where(explore, self.rng.integers(self.n_actions, size=len(actions)),
                                actions)
-        return actions, state
+        return (actions[0] if single else actions), state
 
     # ----------------------------------------------------------------- the training loop
     def learn(self, total_timesteps: int, *, callback: MaybeCallback = None,

@@ -79,9 +79,8 @@ class Logger:
                     {f"hparam/{k}": v for k, v in metrics.items()},
                     run_name=".",
                 )
+            self.flush()
             self._writer.close()
-            with atomic_write(self.logdir / "progress.json", "w") as f:
-                json.dump(self.history, f)
 
 
 class EpisodeStats:
