@@ -234,6 +234,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         cfg = runs.run_config(args.run)
     elif args.model is not None and args.agent and args.env:
         from mimicgym.runs.envs import make_env
+        from mimicgym.runs.evaluation import EVAL_SEED_OFFSET
         from mimicgym.runs.learners import make_learner
 
         cfg = runs.RunConfig(env=args.env, agent=args.agent, normalize=args.normalize,
@@ -243,7 +244,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         env = make_env(cfg)
         try:
             result = runs.evaluate_episodes(learner.model, env, args.episodes or cfg.eval_episodes,
-                                            (args.seed or 0) + 10_000, normalize_obs=learner.normalize_obs,
+                                            (args.seed or 0) + EVAL_SEED_OFFSET, normalize_obs=learner.normalize_obs,
                                             max_steps=cfg.eval_max_steps, progress_bar=True)
         finally:
             env.close()

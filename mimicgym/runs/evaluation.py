@@ -19,6 +19,10 @@ import numpy as np
 
 from mimicgym.utils.progress import ProgressBar
 
+# Evaluation episodes of a run with seed s start from reset(seed=s + EVAL_SEED_OFFSET + i): never
+# a seed its training envs used, and the same for training's evaluation and `mimicgym eval`.
+EVAL_SEED_OFFSET = 10_000
+
 
 @dataclass
 class EvalResult:

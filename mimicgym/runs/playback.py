@@ -9,7 +9,7 @@ from mimicgym.errors import ConfigError
 from mimicgym.runs.config import RunConfig
 from mimicgym.runs.directory import find_model, locate_run, run_config
 from mimicgym.runs.envs import is_imitation_env, make_env
-from mimicgym.runs.evaluation import EvalResult, evaluate_episodes
+from mimicgym.runs.evaluation import EVAL_SEED_OFFSET, EvalResult, evaluate_episodes
 from mimicgym.runs.learners import make_learner
 
 
@@ -30,7 +30,7 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | N
     env = make_env(cfg)
     try:
         return evaluate_episodes(learner.model, env, cfg.eval_episodes if episodes is None else episodes,
-                                 (cfg.seed if seed is None else seed) + 10_000,
+                                 (cfg.seed if seed is None else seed) + EVAL_SEED_OFFSET,
                                  normalize_obs=learner.normalize_obs, max_steps=cfg.eval_max_steps,
                                  progress_bar=progress_bar)
     finally:

@@ -33,7 +33,7 @@ from mimicgym.runs.directory import (
     write_run_record,
 )
 from mimicgym.runs.envs import is_imitation_env, make_env
-from mimicgym.runs.evaluation import EvalResult, evaluate_episodes
+from mimicgym.runs.evaluation import EVAL_SEED_OFFSET, EvalResult, evaluate_episodes
 from mimicgym.runs.learners import make_learner
 from mimicgym.runs.plots import write_run_plots
 
@@ -165,7 +165,7 @@ class _Session:
             extra = {"render_mode": "rgb_array", "width": 320, "height": 240} if video else {}
             self._eval_env = make_env(cfg, **extra)
         frames = [] if video else None
-        result = evaluate_episodes(self.learner.model, self._eval_env, episodes, cfg.seed + 10_000,
+        result = evaluate_episodes(self.learner.model, self._eval_env, episodes, cfg.seed + EVAL_SEED_OFFSET,
                                    normalize_obs=self.learner.normalize_obs,
                                    max_steps=cfg.eval_max_steps, frames=frames,
                                    progress_bar=final and cfg.progress_bar)
