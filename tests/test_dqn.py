@@ -15,8 +15,8 @@ from stable_baselines3.common.utils import LinearSchedule
 import mimicgym.envs  # noqa: F401  (registers the gridworld ids)
 from mimicgym.agents.dp import value_iteration
 from mimicgym.agents.dqn import DQN, linear_epsilon, td_target
-from mimicgym.agents.torch_utils import clip_grad_norm, denormals_flushed, flush_denormals
 from mimicgym.envs.wrappers import ImageObservation, OneHotObservation
+from mimicgym.utils.torch_utils import clip_grad_norm, denormals_flushed, flush_denormals
 
 # 3x4 maze: wall '#', trap 'T' (-10, terminal), -1 per step. The shortest path from S to G
 # is down, down, right, right, right: 5 steps, so the optimal return is -5.

@@ -23,7 +23,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from mimicgym.agents.base import check_positive, check_positive_int, check_probability
 from mimicgym.agents.callbacks import MaybeCallback, vector_infos
 from mimicgym.agents.policies import (
     ActorCritic,
@@ -34,8 +33,9 @@ from mimicgym.agents.policies import (
 )
 from mimicgym.agents.returns import explained_variance, gae, nstep_returns
 from mimicgym.agents.torch_agent import PolicyAgent
-from mimicgym.agents.torch_utils import check_finite, derive_seed
 from mimicgym.errors import ConfigError
+from mimicgym.utils.checks import check_positive, check_positive_int, check_probability
+from mimicgym.utils.torch_utils import check_finite, derive_seed
 
 
 @dataclasses.dataclass

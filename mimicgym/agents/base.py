@@ -25,6 +25,7 @@ import mimicgym
 from mimicgym.agents.callbacks import MaybeCallback, SingleEnvView, as_callback
 from mimicgym.agents.logging import EpisodeStats, Logger
 from mimicgym.errors import CheckpointError, ConfigError
+from mimicgym.utils.checks import check_positive_int
 from mimicgym.utils.io import atomic_save_npz
 from mimicgym.utils.progress import ProgressBar
 from mimicgym.utils.seeding import make_rng
@@ -46,43 +47,6 @@ def make_env(env: gym.Env | str, **kwargs) -> gym.Env:
 def env_id(env: gym.Env | None) -> str | None:
     spec = getattr(env, "spec", None)
     return spec.id if spec is not None else None
-
-
-def _number(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
-def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    number = _number(name, value)
-    if not np.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{name} must be {bound}, got {value!r}")
-
-
-def check_probability(name: str, value: float) -> None:
-    if not (0.0 <= _number(name, value) <= 1.0):
-        raise ConfigError(f"{name} must lie in [0, 1], got {value!r}")
-
-
-def check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {sorted(choices)}, got {value!r}")
-
-
-def check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name} must be a positive int, got {value!r}")
-
-
-def check_finite_input(name: str, array: np.ndarray) -> None:
-    """A ``ValueError`` naming ``name`` and the first NaN or inf entry, if there is one
-    (float arrays only; integer observations cannot hold either)."""
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-        raise ValueError(f"{name}{list(where)} is {array[where]}: a non-finite input "
-                         f"(switch the check off with agent.check_finite_inputs = False)")
 
 
 def check_policy(policy, shape: tuple[int, int]) -> np.ndarray:

@@ -20,8 +20,9 @@ from typing import Callable, NamedTuple
 import gymnasium as gym
 import numpy as np
 
-from mimicgym.agents.base import TabularAgent, check_policy, check_positive, check_positive_int, check_probability
+from mimicgym.agents.base import TabularAgent, check_policy
 from mimicgym.envs.tabular import TabularModel
+from mimicgym.utils.checks import check_positive, check_positive_int, check_probability
 
 # States above which the exact linear solve refuses: its dense (S, S) float64 matrix would
 # exceed 200 MB. scipy (whose sparse solver would lift the limit) is not a dependency.

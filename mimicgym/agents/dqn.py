@@ -29,20 +29,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mimicgym.agents.base import (
-    _number,
-    check_choice,
-    check_finite_input,
-    check_positive,
-    check_positive_int,
-    check_probability,
-)
 from mimicgym.agents.buffers import ReplayBuffer
 from mimicgym.agents.callbacks import MaybeCallback
 from mimicgym.agents.networks import make_encoder, mlp
 from mimicgym.agents.torch_agent import TorchAgent
-from mimicgym.agents.torch_utils import check_finite, clip_grad_norm, derive_seed, obs_as_tensor
 from mimicgym.errors import ConfigError
+from mimicgym.utils.checks import (
+    check_choice,
+    check_finite_input,
+    check_number,
+    check_positive,
+    check_positive_int,
+    check_probability,
+)
+from mimicgym.utils.torch_utils import check_finite, clip_grad_norm, derive_seed, obs_as_tensor
 
 LOSSES = {"huber": F.smooth_l1_loss, "mse": F.mse_loss}
 
@@ -83,7 +83,7 @@ class DQNConfig:
                 or (self.gradient_steps <= 0 and self.gradient_steps != -1)):
             raise ConfigError(f"gradient_steps must be a positive int or -1, got {self.gradient_steps!r}")
         check_probability("gamma", self.gamma)
-        if not (0.0 < _number("tau", self.tau) <= 1.0):
+        if not (0.0 < check_number("tau", self.tau) <= 1.0):
             raise ConfigError(f"tau must lie in (0, 1], got {self.tau!r}")
         check_probability("exploration_fraction", self.exploration_fraction)
         check_probability("exploration_initial_eps", self.exploration_initial_eps)

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mimicgym.agents.base import check_choice, check_positive, check_probability
 from mimicgym.agents.networks import make_encoder, mlp
 from mimicgym.agents.normalization import RunningObservationNormalizer
+from mimicgym.utils.checks import check_choice, check_positive, check_probability
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)

@@ -19,7 +19,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from mimicgym.agents.base import check_positive_int
 from mimicgym.agents.callbacks import MaybeCallback
 from mimicgym.agents.policies import (
     ActorCritic,
@@ -29,7 +28,8 @@ from mimicgym.agents.policies import (
 )
 from mimicgym.agents.returns import discounted_returns, explained_variance
 from mimicgym.agents.torch_agent import PolicyAgent
-from mimicgym.agents.torch_utils import check_finite, derive_seed
+from mimicgym.utils.checks import check_positive_int
+from mimicgym.utils.torch_utils import check_finite, derive_seed
 
 
 @dataclasses.dataclass

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mimicgym.agents.base import check_policy, check_positive_int, check_probability, epsilon_greedy_probabilities
+from mimicgym.agents.base import check_policy, epsilon_greedy_probabilities
 from mimicgym.agents.episodic import EpisodicAgent
 from mimicgym.agents.schedules import StepSize, make_schedule, schedule_spec
+from mimicgym.utils.checks import check_positive_int, check_probability
 
 
 @dataclass

@@ -16,10 +16,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from mimicgym.agents.base import Agent, check_finite_input
+from mimicgym.agents.base import Agent
 from mimicgym.agents.checkpoint import load_checkpoint, save_checkpoint
 from mimicgym.agents.logging import EpisodeStats
-from mimicgym.agents.torch_utils import (
+from mimicgym.errors import CheckpointError
+from mimicgym.utils.checks import check_finite_input
+from mimicgym.utils.torch_utils import (
     check_finite,
     derive_seed,
     flush_denormals,
@@ -27,7 +29,6 @@ from mimicgym.agents.torch_utils import (
     seed_everything,
     torch_seed_scope,
 )
-from mimicgym.errors import CheckpointError
 
 
 class TorchAgent(Agent):

@@ -1,4 +1,4 @@
-"""Torch plumbing shared by the deep agents: device choice, seeding, NaN guards, obs tensors."""
+"""Torch plumbing shared by the deep agents and the generative models: device choice, seeding, NaN guards."""
 
 from __future__ import annotations
 

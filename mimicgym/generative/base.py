@@ -1,0 +1,154 @@
+"""The contract every generative model shares.
+
+A model is built from the shape of one example alone, ``Model(data_shape, **hyperparameters)``,
+with its hyperparameters in one dataclass (``Model.Config``) validated in ``__post_init__``
+(a :class:`~mimicgym.errors.ConfigError` names the field and the value). Every model has
+
+- ``loss(x)``: the training objective, a scalar, mean per example (for likelihood models the
+  negative log-likelihood in nats, or a bound on it);
+- ``log_prob(x)``: the exact log-likelihood per example, shape (B,), where the model has one
+  (the VAEs give ``elbo(x)`` and ``iwae(x, k)`` instead);
+- ``sample(n, generator=None)``: n new examples shaped ``(n, *data_shape)``.
+
+Randomness: parameters are initialised under the model's ``seed`` (the caller's global torch
+RNG is left alone), and every random draw takes a ``torch.Generator``; without one, the
+model's own generator (seeded from ``seed``) is used, so a fixed seed fixes every sample.
+Models take tensors and know nothing of RL or bodies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from mimicgym.errors import ConfigError
+from mimicgym.utils.torch_utils import resolve_device, torch_seed_scope
+
+
+@dataclasses.dataclass
+class NoHyperparameters:
+    """The Config of a model without hyperparameters."""
+
+
+class GenerativeModel(nn.Module):
+    """Base class: validated construction, seeded initialisation, device, input checks.
+
+    Subclasses set ``Config`` (a dataclass) and implement ``build()`` (create the submodules
+    from ``self.data_shape`` and ``self.config``), ``loss``, ``sample`` and, where exact,
+    ``log_prob``. ``support`` names the values an example may hold: ``"binary"`` (0/1),
+    ``"tokens"`` (integers in ``[0, vocab_size)``), ``"real"`` (finite floats) or
+    ``"unit"`` (floats in [0, 1]).
+    """
+
+    Config: ClassVar[type] = NoHyperparameters
+    support: ClassVar[str] = "real"
+    nll_is_bound: ClassVar[bool] = False
+
+    def __init__(self, data_shape: tuple[int, ...] | int, *, seed: int = 0, device: str | torch.device = "auto",
+                 **hyperparameters: Any):
+        super().__init__()
+        self.data_shape = _check_shape(data_shape)
+        self.config = _make_config(type(self), hyperparameters)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"seed must be a non-negative int, got {seed!r}")
+        self.seed = seed
+        self.device = resolve_device(device)
+        with torch_seed_scope(seed):
+            self.build()
+        self.to(self.device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+
+    # -- to implement ----------------------------------------------------------------------
+    def build(self) -> None:
+        """Create the model's submodules (called once, under the model's seed)."""
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """The training objective for a batch ``x`` (B, *data_shape): a scalar, mean per example."""
+        raise NotImplementedError
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log-likelihood in nats per example, shape (B,)."""
+        raise NotImplementedError(f"{type(self).__name__} has no exact log-likelihood")
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` examples shaped ``(n, *data_shape)``."""
+        raise NotImplementedError
+
+    def nll(self, x: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood per example (B,) in nats, or an upper bound on it where
+        ``nll_is_bound``; what validation, early stopping and the benchmark report."""
+        return -self.log_prob(x)
+
+    # -- shared ----------------------------------------------------------------------------
+    def hyperparameters(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.config)
+
+    def rng(self, generator: torch.Generator | None) -> torch.Generator:
+        """The generator a random draw uses: the caller's, or the model's own."""
+        return self.generator if generator is None else generator
+
+    def check_input(self, x: torch.Tensor, name: str = "x", support: str | None = None) -> torch.Tensor:
+        """``x`` on the model's device, or an error naming the wrong shape or value.
+
+        Checks the shape against ``data_shape`` (with a leading batch axis), finiteness, and
+        the model's ``support`` (or the one given); one reduction per check, a few passes over x.
+        """
+        support = self.support if support is None else support
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if tuple(x.shape[1:]) != self.data_shape:
+            raise ValueError(f"{name} has shape {tuple(x.shape)}; {type(self).__name__} expects "
+                             f"(batch, {', '.join(map(str, self.data_shape))})")
+        x = x.to(self.device)
+        if support == "tokens":
+            if x.dtype.is_floating_point or x.dtype.is_complex:
+                if not bool(torch.equal(x, x.round())):
+                    _refuse(x, x != x.round(), name, "an integer token")
+            vocab = self.config.vocab_size
+            _refuse_where(x, (x < 0) | (x >= vocab), name, f"a token in [0, {vocab})")
+            return x.long()
+        x = x.to(torch.get_default_dtype()) if not x.dtype.is_floating_point else x
+        _refuse_where(x, ~torch.isfinite(x), name, "a finite value")
+        if support == "binary":
+            _refuse_where(x, (x != 0) & (x != 1), name, "0 or 1 (binary data)")
+        elif support == "unit":
+            _refuse_where(x, (x < 0) | (x > 1), name, "a value in [0, 1]")
+        return x
+
+    def extra_repr(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"data_shape={self.data_shape}" + (f", {fields}" if fields else "")
+
+
+def _check_shape(data_shape) -> tuple[int, ...]:
+    shape = (data_shape,) if isinstance(data_shape, int) else data_shape
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise ConfigError(f"data_shape must be an int or a tuple of ints, got {data_shape!r}") from None
+    if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
+        raise ConfigError(f"data_shape must be a non-empty tuple of positive ints, got {data_shape!r}")
+    return shape
+
+
+def _make_config(cls: type, hyperparameters: dict[str, Any]):
+    names = {f.name for f in dataclasses.fields(cls.Config)}
+    unknown = sorted(set(hyperparameters) - names)
+    if unknown:
+        known = ", ".join(sorted(names)) or "none"
+        raise ConfigError(f"{cls.__name__} has no hyperparameter {unknown[0]!r}; its hyperparameters: {known}")
+    return cls.Config(**hyperparameters)
+
+
+def _refuse_where(x: torch.Tensor, bad: torch.Tensor, name: str, expected: str) -> None:
+    if bool(bad.any()):
+        _refuse(x, bad, name, expected)
+
+
+def _refuse(x: torch.Tensor, bad: torch.Tensor, name: str, expected: str) -> None:
+    index = tuple(int(i) for i in torch.nonzero(bad)[0])
+    raise ValueError(f"{name}{list(index)} is {x[index].item()!r}; expected {expected}")

@@ -1,0 +1,175 @@
+"""The plain training loop of the generative models: model, data, optimiser, epochs, seed; no files.
+
+``fit(model, train, valid)`` is all most users need. ``Trainer`` is the same loop, one epoch
+per call, with a ``state_dict`` (model, optimiser, shuffling generator, history) so that the
+run layer's harness can checkpoint and resume it bit-exactly.
+
+Binary models trained on probabilities (the digits with ``binarize=False``) see a fresh
+Bernoulli draw of the training set every epoch (dynamic binarisation).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from typing import Any, Callable
+
+import torch
+
+from mimicgym.generative.base import GenerativeModel
+from mimicgym.generative.data import binarize_images
+from mimicgym.utils.checks import check_positive, check_positive_int
+from mimicgym.utils.progress import ProgressBar
+from mimicgym.utils.torch_utils import check_finite
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = None  # clip the global gradient norm; None: no clipping
+    patience: int | None = None  # early stop after this many epochs without a better validation NLL
+    seed: int = 0
+
+    def __post_init__(self):
+        check_positive_int("epochs", self.epochs)
+        check_positive_int("batch_size", self.batch_size)
+        check_positive("lr", self.lr)
+        check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        if self.max_grad_norm is not None:
+            check_positive("max_grad_norm", self.max_grad_norm)
+        if self.patience is not None:
+            check_positive_int("patience", self.patience)
+
+
+@dataclasses.dataclass
+class EpochResult:
+    epoch: int
+    train_loss: float
+    valid_nll: float | None
+    seconds: float
+
+
+class Trainer:
+    """Adam on ``model.loss`` over shuffled minibatches; validation by ``model.nll`` each epoch.
+
+    Keeps the parameters of the best validation epoch (``best_state``); ``stop`` turns true
+    after ``patience`` epochs without improvement. A non-finite loss or gradient norm raises
+    ``FloatingPointError`` naming the epoch and step.
+    """
+
+    def __init__(self, model: GenerativeModel, train: torch.Tensor, valid: torch.Tensor | None = None,
+                 config: TrainConfig | None = None, **options: Any):
+        self.config = config if config is not None else TrainConfig(**options)
+        self.model = model
+        # Binary models also train on probabilities in [0, 1], binarised anew every epoch.
+        self.train_data = model.check_input(train, "train", "unit" if model.support == "binary" else None)
+        self.valid_data = None if valid is None else model.check_input(valid, "valid")
+        self.dynamic_binarization = model.support == "binary" and not bool(
+            ((self.train_data == 0) | (self.train_data == 1)).all())
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=self.config.lr,
+                                          weight_decay=self.config.weight_decay)
+        self.generator = torch.Generator(device=model.device).manual_seed(self.config.seed)
+        self.epoch = 0
+        self.step = 0
+        self.history: list[EpochResult] = []
+        self.best_nll = math.inf
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.epochs_without_improvement = 0
+
+    @property
+    def stop(self) -> bool:
+        patience = self.config.patience
+        return self.epoch >= self.config.epochs or (
+            patience is not None and self.epochs_without_improvement >= patience)
+
+    def run_epoch(self) -> EpochResult:
+        start = time.perf_counter()
+        self.model.train()
+        data = self.train_data
+        if self.dynamic_binarization:
+            data = binarize_images(data, self.generator)
+        order = torch.randperm(len(data), generator=self.generator, device=self.generator.device)
+        total, count = torch.zeros((), device=self.model.device), 0
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        for batch_index in order.split(self.config.batch_size):
+            batch = data[batch_index]
+            loss = self.model.loss(batch)
+            check_finite(f"loss (epoch {self.epoch + 1}, step", loss, self.step)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.config.max_grad_norm is not None:
+                norm = torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
+                check_finite(f"gradient norm (epoch {self.epoch + 1}, step", norm, self.step)
+            self.optimizer.step()
+            total += loss.detach() * len(batch)
+            count += len(batch)
+            self.step += 1
+        self.epoch += 1
+        valid_nll = self.validate()
+        result = EpochResult(self.epoch, float(total) / count, valid_nll, time.perf_counter() - start)
+        self.history.append(result)
+        return result
+
+    @torch.no_grad()
+    def validate(self) -> float | None:
+        if self.valid_data is None:
+            return None
+        self.model.eval()
+        nll = torch.cat([self.model.nll(batch) for batch in self.valid_data.split(256)]).mean().item()
+        if nll < self.best_nll:
+            self.best_nll = nll
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+        return nll
+
+    def restore_best(self) -> None:
+        """Load the parameters of the best validation epoch (no-op without validation data)."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(), "model_generator": self.model.generator.get_state(),
+            "epoch": self.epoch, "step": self.step, "best_nll": self.best_nll, "best_state": self.best_state,
+            "epochs_without_improvement": self.epochs_without_improvement,
+            "history": [dataclasses.asdict(r) for r in self.history],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.model.generator.set_state(state["model_generator"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.best_nll, self.best_state = state["best_nll"], state["best_state"]
+        self.epochs_without_improvement = state["epochs_without_improvement"]
+        self.history = [EpochResult(**r) for r in state["history"]]
+
+
+def fit(model: GenerativeModel, train: torch.Tensor, valid: torch.Tensor | None = None, *,
+        on_epoch: Callable[[EpochResult], bool | None] | None = None, progress_bar: bool = False,
+        restore_best: bool = True, **options: Any) -> list[EpochResult]:
+    """Train ``model`` on ``train`` (options: the fields of :class:`TrainConfig`); returns the
+    per-epoch history. ``on_epoch`` may return ``False`` to stop; with validation data the
+    best epoch's parameters are restored at the end."""
+    trainer = Trainer(model, train, valid, **options)
+    bar = ProgressBar(trainer.config.epochs, unit="epoch", enabled=progress_bar, label="valid nll")
+    try:
+        while not trainer.stop:
+            result = trainer.run_epoch()
+            bar.update(trainer.epoch, result.valid_nll)
+            if on_epoch is not None and on_epoch(result) is False:
+                break
+    finally:
+        bar.close()
+    if restore_best:
+        trainer.restore_best()
+    return trainer.history
