@@ -1,4 +1,4 @@
-"""The mimicgym console script: list, train, eval and render.
+"""The mimicgym console script: list, train, eval, render and gen (generative models).
 
 Examples:
   mimicgym list
@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from mimicgym.cli_gen import add_gen_parser, cmd_gen
 from mimicgym.errors import ConfigError, MimicgymError
 
 if sys.version_info >= (3, 11):
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list environments and agents, or one's options")
     p.add_argument("--agent", help="print this agent's hyperparameters")
     p.add_argument("--env", help="print this env's gym.make keywords")
+    p.add_argument("--model", help="print this generative model's hyperparameters")
     _add_train_options(sub.add_parser("train", help="train an agent and write a run directory"))
     p = sub.add_parser("eval", help="evaluate a trained run (or a saved model)")
     p.add_argument("run", nargs="?", type=Path, help="run directory written by `train`")
@@ -105,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width", type=int, default=480)
     p.add_argument("--height", type=int, default=360)
+    add_gen_parser(sub, parse_assignments)
     return parser
 
 
@@ -186,14 +189,28 @@ def describe_env(env_id: str) -> None:
         print(f"  (time limit: {spec.max_episode_steps} steps)")
 
 
+def describe_model(name: str) -> None:
+    from mimicgym.generative import MODELS
+    from mimicgym.runs.options import describe_dataclass
+
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; models: {', '.join(MODELS)}")
+    print(f"{name} hyperparameters (mimicgym gen train {name} --set KEY=VALUE):")
+    rows = describe_dataclass(MODELS[name].Config)
+    _print_table(rows) if rows else print("  none")
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     if args.agent:
         return describe_agent(args.agent)
     if args.env:
         return describe_env(args.env)
+    if args.model:
+        return describe_model(args.model)
     import gymnasium as gym
 
     from mimicgym.agents import AGENTS
+    from mimicgym.generative import MODELS
 
     print("environments:")
     for env_id in sorted(k for k in gym.registry if k.startswith("mimicgym/")):
@@ -202,7 +219,10 @@ def cmd_list(args: argparse.Namespace) -> None:
     for name, cls in AGENTS.items():
         print(f"  {name:<18} mimicgym.agents.{cls}")
     print("  sb3:ALGO           stable-baselines3 algorithms (sb3:PPO, sb3:DQN, sb3:A2C, sb3:SAC...)")
-    print("options: mimicgym list --agent NAME | --env ID")
+    print("generative models (mimicgym gen train MODEL --data digits|markov):")
+    for name, cls in MODELS.items():
+        print(f"  {name:<18} {cls.__module__}.{name}")
+    print("options: mimicgym list --agent NAME | --env ID | --model NAME")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -274,11 +294,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `train --agent NAME --help`: train's options, then the agent's hyperparameters
         if e.code == 0 and argv[:1] == ["train"] and "--agent" in argv[:-1]:
             print()
-            args = argparse.Namespace(command="list", agent=argv[argv.index("--agent") + 1], env=None)
+            args = argparse.Namespace(command="list", agent=argv[argv.index("--agent") + 1], env=None, model=None)
         else:
             return int(e.code or 0)
     try:
-        {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "render": cmd_render}[args.command](args)
+        commands = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "render": cmd_render, "gen": cmd_gen}
+        commands[args.command](args)
     except KeyboardInterrupt:
         return 130
     except MimicgymError as e:

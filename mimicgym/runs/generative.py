@@ -1,0 +1,266 @@
+"""The generative models' harness on the run layer: ``mimicgym gen train | eval | sample``.
+
+A run is a model (by class name, see ``mimicgym list``) trained on a named data set with the
+plain loop of :mod:`mimicgym.generative.train`, in a run directory of its own: ``config.json``
+(what was asked, the model's resolved hyperparameters, versions), TensorBoard scalars
+(``train/loss``, ``valid/nll``, ``time/epoch_seconds``) and sample grids, ``checkpoint.pt``
+after every epoch (model, optimiser, RNG states, history: ``--resume`` continues bit-exactly),
+``model.pt`` (the best validation epoch) and ``eval.json`` (test NLL in nats). Ctrl-C stops at
+the end of the epoch, saves, and prints the command that continues the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mimicgym.agents.checkpoint import load_checkpoint, save_checkpoint
+from mimicgym.agents.logging import Logger
+from mimicgym.errors import CheckpointError, ConfigError
+from mimicgym.generative import MODELS
+from mimicgym.generative.base import GenerativeModel
+from mimicgym.generative.data import MarkovSource, digits
+from mimicgym.generative.images import save_image_grid
+from mimicgym.generative.train import TrainConfig, Trainer
+from mimicgym.runs.directory import (
+    CONFIG_FILE,
+    create_run_dir,
+    git_commit,
+    locate_run,
+    package_versions,
+    read_run_record,
+    write_json,
+)
+from mimicgym.runs.options import check_range, coerce_fields
+from mimicgym.utils.progress import ProgressBar
+from mimicgym.utils.signals import interrupt_requests
+
+DATA_SETS = ("digits", "markov")
+CHECKPOINT, MODEL, EVAL = "checkpoint.pt", "model.pt", "eval.json"
+MARKOV_LENGTH = 64  # symbols per sequence; 1,000 test sequences hold 64,000 symbols
+
+
+@dataclass
+class GenConfig:
+    model: str = "MADE"  # a class name of mimicgym.generative (see `mimicgym list`)
+    data: str = "digits"  # digits (binarised 8x8) | markov (order-3 source over 4 symbols)
+    epochs: int = 50  # passes over the training set
+    batch_size: int = 64
+    lr: float = 1e-3  # Adam step size
+    patience: int | None = None  # stop after this many epochs without a better validation NLL
+    max_grad_norm: float | None = None  # clip the global gradient norm
+    seed: int = 0  # model initialisation, shuffling, binarisation, sampling
+    hyperparameters: dict[str, Any] = field(default_factory=dict)  # the model's (checked)
+    logdir: str = "runs"  # parent of the run directory
+    run_name: str | None = None  # default: gen_MODEL_DATA_sSEED
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 1  # torch threads
+    sample_every: int = 10  # epochs between sample grids (0: only at the end)
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        for name, value in coerce_fields(GenConfig, dataclasses.asdict(self)).items():
+            setattr(self, name, value)
+        if self.model not in MODELS:
+            raise ConfigError(f"unknown model {self.model!r}; models: {', '.join(MODELS)}")
+        if self.data not in DATA_SETS:
+            raise ConfigError(f"unknown data set {self.data!r}; data sets: {', '.join(DATA_SETS)}")
+        check_range("threads", self.threads, 1, math.inf)
+        check_range("sample_every", self.sample_every, 0, math.inf)
+        self.train_config()  # epochs, batch size, lr... checked now, not after the directory exists
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
+                           max_grad_norm=self.max_grad_norm, seed=self.seed)
+
+    def default_run_name(self) -> str:
+        return f"gen_{self.model}_{self.data}_s{self.seed}"
+
+
+@dataclass
+class DataSplits:
+    train: torch.Tensor
+    valid: torch.Tensor
+    test: torch.Tensor
+    model_kwargs: dict[str, Any]  # what the model needs to know of the data (vocab_size)
+    unit: str  # what the NLL is per: "image" or "symbol"
+    per_example: int  # units per example (1 image, T symbols)
+
+
+def load_data(name: str, seed: int) -> DataSplits:
+    """The named data set's splits; binary data sets train on probabilities (binarised per epoch)."""
+    if name == "digits":
+        return DataSplits(digits("train", binarize=False), digits("valid", seed=seed), digits("test", seed=seed),
+                          {}, "image", 1)
+    source = MarkovSource(seed=0)  # one fixed source; the seed draws the sequences
+    return DataSplits(source.sample(20_000, MARKOV_LENGTH, seed=3 * seed + 1),
+                      source.sample(500, MARKOV_LENGTH, seed=3 * seed + 2),
+                      source.sample(1_000, MARKOV_LENGTH, seed=3 * seed + 3),
+                      {"vocab_size": source.vocab_size}, "symbol", MARKOV_LENGTH)
+
+
+def build_model(cfg: GenConfig, data: DataSplits) -> GenerativeModel:
+    cls = MODELS[cfg.model]
+    unknown = sorted(set(cfg.hyperparameters) - {f.name for f in dataclasses.fields(cls.Config)})
+    if unknown:
+        known = ", ".join(f.name for f in dataclasses.fields(cls.Config)) or "none"
+        raise ConfigError(f"{cfg.model} has no hyperparameter {unknown[0]!r}; its hyperparameters: {known}")
+    hyperparameters = {**data.model_kwargs, **coerce_fields(cls.Config, cfg.hyperparameters, "hyperparameter")}
+    return cls(tuple(data.train.shape[1:]), seed=cfg.seed, device=cfg.device, **hyperparameters)
+
+
+def config_from_record(run_dir: Path) -> GenConfig:
+    record = read_run_record(run_dir)
+    if record.get("kind") != "generative":
+        raise CheckpointError(f"{run_dir}: not a generative run (train it with `mimicgym gen train`)")
+    try:
+        return GenConfig(**coerce_fields(GenConfig, record["config"], "option"))
+    except ConfigError as e:
+        raise CheckpointError(f"{run_dir / CONFIG_FILE}: {e}") from None
+
+
+@dataclass
+class GenResult:
+    run_dir: Path
+    model: GenerativeModel
+    test_nll: float  # nats per example
+    history: list
+
+
+def train_generative(cfg: GenConfig | None = None, resume: str | Path | None = None, **changes: Any) -> GenResult:
+    """Train a new run (``cfg``), or continue the run at ``resume`` (``changes`` may raise
+    ``epochs`` or set ``progress_bar``/``threads``/``device``)."""
+    if resume is not None:
+        run_dir = locate_run(resume)
+        cfg = config_from_record(run_dir)
+        unknown = set(changes) - {"epochs", "progress_bar", "threads", "device", "patience"}
+        if unknown:
+            raise ConfigError(f"a resumed run keeps its options; cannot change {', '.join(sorted(unknown))}")
+        cfg = dataclasses.replace(cfg, **changes)
+    cfg = cfg if cfg is not None else GenConfig(**changes)
+    torch.set_num_threads(cfg.threads)
+    data = load_data(cfg.data, cfg.seed)
+    model = build_model(cfg, data)  # hyperparameters checked before any directory exists
+    trainer = Trainer(model, data.train, data.valid, cfg.train_config())
+    if resume is None:
+        run_dir = create_run_dir(cfg)
+        write_json(run_dir / CONFIG_FILE, {
+            "kind": "generative", "config": dataclasses.asdict(cfg), "model_class": type(model).__name__,
+            "hyperparameters": model.hyperparameters(), "versions": package_versions(),
+            "git_commit": git_commit(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumes": []})
+        history = None
+    else:
+        trainer.load_state_dict(load_checkpoint(run_dir / CHECKPOINT, expected_class=type(model).__name__)["trainer"])
+        record = read_run_record(run_dir)
+        record["config"]["epochs"] = cfg.epochs
+        record["resumes"].append({"at_epoch": trainer.epoch, "epochs": cfg.epochs,
+                                  "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git_commit": git_commit()})
+        write_json(run_dir / CONFIG_FILE, record)
+        history = {"train/loss": [(r.epoch, r.train_loss) for r in trainer.history],
+                   "valid/nll": [(r.epoch, r.valid_nll) for r in trainer.history if r.valid_nll is not None]}
+    logger = Logger(run_dir, {"model": cfg.model, "data": cfg.data, **model.hyperparameters()},
+                    history=history, purge_step=trainer.epoch + 1 if resume is not None else None)
+    bar = ProgressBar(cfg.epochs, unit="epoch", enabled=cfg.progress_bar, label="valid nll")
+    bar.update(trainer.epoch)
+    try:
+        with interrupt_requests() as interrupted:
+            while not trainer.stop:
+                result = trainer.run_epoch()
+                logger.record("train/loss", result.train_loss)
+                logger.record("valid/nll", result.valid_nll)
+                logger.record("time/epoch_seconds", result.seconds)
+                logger.dump(result.epoch)
+                _save(run_dir, trainer, cfg)
+                logger.flush()
+                if cfg.sample_every and result.epoch % cfg.sample_every == 0:
+                    _write_samples(model, run_dir / "samples" / f"epoch_{result.epoch:04d}.png")
+                bar.update(result.epoch, result.valid_nll)
+                if interrupted:
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        bar.close()
+        logger.close()
+        print(f"\ninterrupted after epoch {trainer.epoch}: saved to {run_dir}\n"
+              f"continue with: mimicgym gen train --resume {run_dir}", flush=True)
+        raise
+    bar.close()
+    trainer.restore_best()
+    test_nll = _finish(run_dir, model, data, cfg)
+    logger.close(final_metrics={"test/nll": test_nll})
+    return GenResult(run_dir, model, test_nll, trainer.history)
+
+
+def _save(run_dir: Path, trainer: Trainer, cfg: GenConfig) -> None:
+    save_checkpoint(run_dir / CHECKPOINT, {"class": type(trainer.model).__name__, "trainer": trainer.state_dict()})
+
+
+def _finish(run_dir: Path, model: GenerativeModel, data: DataSplits, cfg: GenConfig) -> float:
+    save_checkpoint(run_dir / MODEL, {"class": type(model).__name__, "state_dict": model.state_dict()})
+    test_nll = evaluate_model(model, data.test)
+    write_json(run_dir / EVAL, {"test_nll_nats": test_nll, "per": data.unit,
+                                "test_nll_nats_per_" + data.unit: test_nll / data.per_example,
+                                "is_bound": model.nll_is_bound, "test_examples": len(data.test)})
+    _write_samples(model, run_dir / "samples.png")
+    return test_nll
+
+
+@torch.no_grad()
+def evaluate_model(model: GenerativeModel, test: torch.Tensor, batch_size: int = 256) -> float:
+    """Mean test NLL in nats per example (an upper bound where ``model.nll_is_bound``)."""
+    model.eval()
+    return torch.cat([model.nll(batch) for batch in test.split(batch_size)]).double().mean().item()
+
+
+def _write_samples(model: GenerativeModel, path: Path, n: int = 64) -> Path | None:
+    """A PNG grid of ``n`` samples for image models (sequences have no picture here)."""
+    if len(model.data_shape) != 3:
+        return None
+    model.eval()
+    samples = model.sample(n, generator=torch.Generator(model.device).manual_seed(model.seed))
+    model.train()
+    return save_image_grid(path, samples.float() / max(1, getattr(model.config, "vocab_size", 2) - 1))
+
+
+def load_run_model(run: str | Path) -> tuple[GenerativeModel, GenConfig, Path]:
+    """The trained model of a generative run directory (its best validation epoch)."""
+    run_dir = locate_run(run)
+    cfg = config_from_record(run_dir)
+    model = build_model(cfg, load_data(cfg.data, cfg.seed))
+    payload = load_checkpoint(run_dir / MODEL, map_location=model.device, expected_class=type(model).__name__)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError) as e:
+        raise CheckpointError(f"{run_dir / MODEL}: does not fit {type(model).__name__} as configured ({e})") from None
+    return model, cfg, run_dir
+
+
+def evaluate_run(run: str | Path) -> dict[str, Any]:
+    """Test NLL of a run's model, recomputed: the same number as its ``eval.json``."""
+    model, cfg, run_dir = load_run_model(run)
+    data = load_data(cfg.data, cfg.seed)
+    nll = evaluate_model(model, data.test)
+    return {"run": str(run_dir), "model": cfg.model, "data": cfg.data, "test_nll_nats": nll,
+            "per": data.unit, "test_nll_nats_per_" + data.unit: nll / data.per_example, "is_bound": model.nll_is_bound}
+
+
+def sample_run(run: str | Path, n: int = 64, out: str | Path | None = None, seed: int = 0) -> Path:
+    """``n`` samples of a run's model: a PNG grid for images, a text file of token rows for sequences."""
+    model, _, run_dir = load_run_model(run)
+    model.eval()
+    samples = model.sample(n, generator=torch.Generator(model.device).manual_seed(seed))
+    if len(model.data_shape) == 3:
+        path = Path(out) if out is not None else run_dir / f"samples_n{n}_s{seed}.png"
+        return save_image_grid(path, samples.float() / max(1, getattr(model.config, "vocab_size", 2) - 1))
+    path = Path(out) if out is not None else run_dir / f"samples_n{n}_s{seed}.txt"
+    write_text = "\n".join(" ".join(map(str, row)) for row in samples.long().flatten(1).tolist()) + "\n"
+    from mimicgym.utils.io import atomic_write
+
+    with atomic_write(path, "w") as f:
+        f.write(write_text)
+    return path
