@@ -22,7 +22,8 @@ from mimicgym.motion.fitting import (
     model_joints,
 )
 from mimicgym.motion.fitting_energy import row_lbfgs
-from mimicgym.motion.pose_prior import GaussianMixturePrior, clip_body_poses, default_pose_prior
+from mimicgym.motion.datasets import clip_body_poses
+from mimicgym.motion.pose_prior import GaussianMixturePrior, default_pose_prior
 
 F64 = torch.float64
 
