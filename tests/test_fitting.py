@@ -13,6 +13,7 @@ import torch
 from mimicgym.motion import clip_library as lib
 from mimicgym.motion.body_model import BodyModel
 from mimicgym.motion.camera import PerspectiveCamera
+from mimicgym.motion.datasets import clip_body_poses
 from mimicgym.motion.fitting import (
     FitConfig,
     bending_energy,
@@ -22,7 +23,6 @@ from mimicgym.motion.fitting import (
     model_joints,
 )
 from mimicgym.motion.fitting_energy import row_lbfgs
-from mimicgym.motion.datasets import clip_body_poses
 from mimicgym.motion.pose_prior import GaussianMixturePrior, default_pose_prior
 
 F64 = torch.float64
