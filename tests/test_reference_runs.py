@@ -1,7 +1,8 @@
 """Behaviour pinned across refactors: for fixed seeds, Q-learning's Q table and the logged
 learning curves of Q-learning, DQN and A2C equal values recorded before the agent contract
 was unified (``tests/data/reference_runs.json``; ``python tests/test_reference_runs.py``
-re-records them, which only a deliberate change of behaviour should need)."""
+re-records them, which only a deliberate change of behaviour should need). Bit-identical on one
+machine; across CPUs the float32 losses may differ in their last bit, so those compare to 1e-5."""
 
 from __future__ import annotations
 
@@ -58,7 +59,15 @@ def _check(name: str) -> None:
         np.testing.assert_array_equal(np.array(got["q_values"]), np.array(expected["q_values"]))
     assert got["curves"].keys() == expected["curves"].keys()
     for key, points in expected["curves"].items():
-        assert got["curves"][key] == points, f"{name}: logged curve {key} changed"
+        if key.startswith("train/"):
+            # Losses are float32 reductions whose last bit depends on the CPU's kernels (AVX2
+            # and AVX-512 sum in different orders); the steps and everything the agent did
+            # (returns, lengths, exploration) must match exactly.
+            assert [s for s, _ in got["curves"][key]] == [s for s, _ in points], f"{name}: {key} steps changed"
+            np.testing.assert_allclose([v for _, v in got["curves"][key]], [v for _, v in points],
+                                       rtol=1e-5, atol=1e-6, err_msg=f"{name}: logged curve {key} changed")
+        else:
+            assert got["curves"][key] == points, f"{name}: logged curve {key} changed"
 
 
 def test_q_learning_table_and_curves_are_unchanged():
