@@ -4,7 +4,8 @@
   generated library with variations, DeepMimic's clips retargeted to SMPL when pybullet ships
   them, each mirrored), for pose priors.
 - :func:`joint_angle_windows`: windows of single joint-angle trajectories of the same clips,
-  mu-law quantised to tokens, for sequence models (WaveNet, the causal Transformer).
+  scaled to [-1, 1], for sequence models (mu-law quantise them to tokens for WaveNet or the
+  causal Transformer: ``mimicgym.generative.wavenet.mu_law_encode``).
 """
 
 from __future__ import annotations
@@ -61,3 +62,34 @@ def training_clips(include_deepmimic: bool = True) -> list:
 def body_poses(include_deepmimic: bool = True, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Axis-angle body poses (N, 69) of every frame of :func:`training_clips` (mirrors included)."""
     return torch.as_tensor(clip_body_poses(training_clips(include_deepmimic)), dtype=dtype)
+
+
+def joint_angle_windows(window: int = 64, stride: int = 8, fps: float = 30.0, loop_cycles: int = 3,
+                        include_deepmimic: bool = True, min_range: float = 0.05) -> torch.Tensor:
+    """Windows (N, ``window``) of single joint-angle trajectories, in [-1, 1] (radians / pi).
+
+    Every clip of :func:`training_clips` is resampled at ``fps`` (the clips come at 16 to 60
+    frames per second) and a looping clip is played ``loop_cycles`` times, so that a window can
+    span more than one gait cycle. Every axis-angle component of every joint is one 1-D
+    signal, cut into windows of ``window`` frames every ``stride`` frames. Windows whose range
+    is below ``min_range`` radians (a joint that barely moves) are left out: they would teach
+    a sequence model only to repeat a constant.
+    """
+    if window < 2 or stride < 1 or loop_cycles < 1:
+        raise ValueError(f"need window >= 2, stride >= 1 and loop_cycles >= 1, got window={window!r}, "
+                         f"stride={stride!r}, loop_cycles={loop_cycles!r}")
+    from mimicgym.motion.rotations import quat_to_axis_angle
+
+    windows = []
+    for clip in training_clips(include_deepmimic):
+        quats = np.asarray(clip.retime(fps=fps).rotations)
+        if clip.loop:  # a loop's last frame repeats its first
+            quats = np.concatenate([quats[:-1]] * loop_cycles + [quats[:1]])
+        signals = quat_to_axis_angle(torch.as_tensor(quats[:, 1:])).reshape(len(quats), -1).T  # (69, T)
+        if signals.shape[1] >= window:
+            windows.append(signals.unfold(1, window, stride).reshape(-1, window))  # (69 * n, window)
+    if not windows:
+        raise ValueError(f"no clip has {window} frames; use a shorter window")
+    angles = torch.cat(windows)
+    keep = (angles.amax(1) - angles.amin(1)) >= min_range
+    return (angles[keep] / torch.pi).clamp(-1.0, 1.0).float()
