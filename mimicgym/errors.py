@@ -17,3 +17,15 @@ class ConfigError(MimicgymError):
 
 class CheckpointError(MimicgymError):
     """A saved agent, model or run directory that cannot be read back (missing, foreign, corrupt)."""
+
+
+class MapError(MimicgymError):
+    """A gridworld map or gridworld option that does not describe a valid grid."""
+
+
+class MotionFileError(MimicgymError):
+    """A motion file (BVH, DeepMimic, npz clip, AMASS) that is malformed, truncated or out of bounds."""
+
+
+class ModelFileError(MimicgymError):
+    """A body-model file that is malformed, truncated, or holds arrays no real body model has."""

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from mimicgym.errors import ModelFileError
 from mimicgym.utils.io import atomic_save_npz
 
 __all__ = ["ModelFileError", "load_model_file", "validate_model_arrays", "save_model_npz", "gender_from_filename"]
@@ -27,10 +28,6 @@ __all__ = ["ModelFileError", "load_model_file", "validate_model_arrays", "save_m
 REQUIRED_KEYS = ("v_template", "shapedirs", "J_regressor", "weights", "kintree_table", "f")
 OPTIONAL_KEYS = ("posedirs",)
 GENDERS = ("neutral", "female", "male")
-
-
-class ModelFileError(ValueError):
-    """A body model file that is missing, unreadable, truncated, unsafe or malformed."""
 
 
 # --------------------------------------------------------------------------- stand-ins
