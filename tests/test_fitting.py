@@ -207,7 +207,7 @@ def test_bad_inputs_are_named(bm):
         fit_to_keypoints(bm)
     with pytest.raises(ValueError, match=r"joints3d must be \(B, 24, 3\)"):
         fit_to_keypoints(bm, joints3d=torch.zeros(2, 17, 3))
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match=r"joints3d\[0, 0, 0\] is nan"):
         fit_to_keypoints(bm, joints3d=torch.full((1, 24, 3), float("nan")))
     with pytest.raises(ValueError, match="camera"):
         fit_to_keypoints(bm, keypoints2d=torch.zeros(1, 24, 2))

@@ -33,3 +33,47 @@ def test_tabular_predict_refuses_nan_states():
     q = agents.QLearning("mimicgym/CliffWalking-v0", seed=0)
     with pytest.raises(ValueError, match="state indices"):
         q.predict(np.nan)
+
+
+@pytest.fixture(scope="module")
+def body_model():
+    from mimicgym.motion.body_model import BodyModel
+    from tests._body_fixtures import random_smpl_arrays
+
+    return BodyModel(arrays=random_smpl_arrays(0, num_vertices=300))
+
+
+# Poses are named per joint: body_pose[1, 16] is joint 5's y component, global_orient the joint 0.
+@pytest.mark.parametrize("argument, shape, at, index", [
+    ("body_pose", (2, 69), (1, 16), [1, 5, 1]), ("global_orient", (2, 3), (0, 2), [0, 0, 2]),
+    ("betas", (2, 10), (1, 7), [1, 7]), ("transl", (2, 3), (0, 1), [0, 1]),
+])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_body_model_refuses_non_finite_arguments(body_model, argument, shape, at, index, bad):
+    import torch
+
+    value = torch.zeros(shape)
+    value[at] = bad
+    with pytest.raises(ValueError, match=rf"{argument}\[{', '.join(map(str, index))}\] is (nan|inf)"):
+        body_model(**{argument: value})
+    body_model.check_finite_inputs = False  # the documented switch: NaN flows through
+    try:
+        assert not torch.isfinite(body_model(**{argument: value}).vertices).all()
+    finally:
+        body_model.check_finite_inputs = True
+    assert torch.isfinite(body_model(**{argument: torch.zeros(shape)}).vertices).all()
+
+
+def test_fitting_refuses_non_finite_keypoints_and_confidence(body_model):
+    import torch
+
+    from mimicgym.motion.fitting import fit_to_keypoints
+
+    joints = torch.zeros(1, 24, 3)
+    joints[0, 4, 1] = np.nan
+    with pytest.raises(ValueError, match=r"joints3d\[0, 4, 1\] is nan.*zero confidence"):
+        fit_to_keypoints(body_model, joints3d=joints)
+    confidence = torch.ones(1, 24)
+    confidence[0, 3] = np.inf
+    with pytest.raises(ValueError, match=r"confidence\[0, 3\] is inf"):
+        fit_to_keypoints(body_model, joints3d=torch.zeros(1, 24, 3), confidence=confidence)

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from mimicgym.motion.model_io import load_model_file, validate_model_arrays
 from mimicgym.motion.rotations import axis_angle_to_matrix
+from mimicgym.utils.torch_utils import check_finite_tensor
 
 __all__ = [
     "SMPL_JOINT_NAMES", "SMPL_PARENTS", "DEFAULT_MODEL_PATH", "BodyModel", "BodyModelOutput",
@@ -250,6 +251,8 @@ class BodyModel(nn.Module):
     (:meth:`default`), or arrays in SMPL layout (``BodyModel(arrays=...)``).
     """
 
+    check_finite_inputs: bool = True  # refuse NaN/inf arguments of forward (set False to skip)
+
     def __init__(self, model_path: str | os.PathLike | None = None, *, arrays: dict | None = None,
                  gender: str | None = None, num_betas: int = 10, dtype: torch.dtype = torch.float32):
         super().__init__()
@@ -366,7 +369,9 @@ class BodyModel(nn.Module):
                 global_orient: Tensor | None = None, transl: Tensor | None = None) -> BodyModelOutput:
         """betas (B, K<=num_betas), body_pose (B, 3(J-1)), global_orient (B, 3), transl (B, 3).
 
-        Missing arguments are zeros; rotation matrices are accepted for the poses.
+        Missing arguments are zeros; rotation matrices are accepted for the poses. A NaN or
+        inf argument is a ``ValueError`` naming it and its first bad entry (one NaN would turn
+        every vertex NaN); ``check_finite_inputs = False`` on the model turns the check off.
         """
         dtype, device = self.v_template.dtype, self.v_template.device
         K, J = self.num_betas, self.num_joints
@@ -380,6 +385,11 @@ class BodyModel(nn.Module):
             transl = torch.as_tensor(transl, dtype=dtype, device=device)
             if transl.ndim != 2 or transl.shape[1] != 3:
                 raise ValueError(f"transl must have shape (B, 3), got {tuple(transl.shape)}")
+        if self.check_finite_inputs:
+            for name, value in (("betas", betas), ("body_pose", body_R), ("global_orient", root_R),
+                                ("transl", transl)):
+                if value is not None:
+                    check_finite_tensor(name, value, " (switch the check off with model.check_finite_inputs = False)")
         B = self._batch_size(betas=betas, body_pose=body_R, global_orient=root_R, transl=transl)
         if betas is None:
             betas = torch.zeros(B, K, dtype=dtype, device=device)

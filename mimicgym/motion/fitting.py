@@ -55,6 +55,7 @@ from mimicgym.motion.fitting_energy import (
 )
 from mimicgym.motion.pose_prior import GaussianMixturePrior
 from mimicgym.motion.rotations import axis_angle_to_matrix, axis_angle_to_quat, matrix_to_axis_angle, matrix_to_quat
+from mimicgym.utils.torch_utils import check_finite_tensor
 
 __all__ = ["FitConfig", "FitResult", "fit_to_keypoints", "fit_sequence", "result_to_clip", "model_joints",
            "geman_mcclure", "bending_energy"]
@@ -220,11 +221,11 @@ def _check_inputs(joints3d, keypoints2d, confidence, camera, dtype):
         obs = obs[None]
     if obs.ndim != 3 or obs.shape[1:] != (24, dim):
         raise ValueError(f"{name} must be (B, 24, {dim}) in SMPL joint order, got {tuple(obs.shape)}")
-    if not torch.isfinite(obs).all():
-        raise ValueError(f"{name} contains NaN or inf (give such joints zero confidence and any finite value)")
+    check_finite_tensor(name, obs, " (give such joints zero confidence and any finite value)")
     conf = torch.ones(obs.shape[:2], dtype=dtype) if confidence is None else torch.as_tensor(confidence, dtype=dtype)
     if conf.ndim == 1:
         conf = conf[None]
+    check_finite_tensor("confidence", conf)
     if conf.shape != obs.shape[:2] or not torch.isfinite(conf).all() or (conf < 0).any():
         raise ValueError(f"confidence must be finite, >= 0 and of shape {tuple(obs.shape[:2])}, "
                          f"got shape {tuple(conf.shape)}")

@@ -100,6 +100,23 @@ def check_finite(name: str, tensor: torch.Tensor | float, step: int) -> None:
         raise FloatingPointError(f"non-finite {name} ({shown}) at step {step}; stopping training")
 
 
+def check_finite_tensor(name: str, tensor: torch.Tensor, switch: str = "") -> None:
+    """A ``ValueError`` naming ``name`` and its first NaN or inf entry, if there is one.
+
+    On the CPU the check is eager and names the index. On an accelerator it is queued with
+    ``torch._assert_async`` so that it adds no host synchronisation to a training loop: the
+    error then surfaces at the next sync, without the index. ``switch`` tells how to turn it off.
+    """
+    if not tensor.dtype.is_floating_point:
+        return
+    finite = torch.isfinite(tensor)
+    if tensor.device.type != "cpu":
+        torch._assert_async(finite.all(), f"{name} contains NaN or inf{switch}")
+    elif not bool(finite.all()):
+        where = tuple(int(i) for i in torch.nonzero(~finite)[0])
+        raise ValueError(f"{name}{list(where)} is {tensor[where].item()}: a non-finite input{switch}")
+
+
 def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     """``nn.utils.clip_grad_norm_`` for one device and dtype, without its per-call grouping.
 
