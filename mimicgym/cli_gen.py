@@ -4,6 +4,7 @@ Examples:
   mimicgym gen train MADE --data digits --epochs 100
   mimicgym gen train PixelCNN --data digits --set hidden_channels=64 --patience 10
   mimicgym gen train CausalTransformer --data markov --epochs 20
+  mimicgym gen train WaveNet --data motion --epochs 30
   mimicgym gen train --resume runs/gen_MADE_digits_s0 --epochs 200
   mimicgym gen eval runs/gen_MADE_digits_s0
   mimicgym gen sample runs/gen_MADE_digits_s0 -n 64
@@ -23,7 +24,7 @@ def add_gen_parser(sub: argparse._SubParsersAction, parse_assignments) -> None:
     commands = gen.add_subparsers(dest="gen_command", required=True)
     p = commands.add_parser("train", help="train a model on a data set and write a run directory")
     p.add_argument("model", nargs="?", help="model class name (see `mimicgym list`)")
-    p.add_argument("--data", help="digits | markov (default digits)")
+    p.add_argument("--data", help="digits | markov | motion (mu-law joint angles; default digits)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -36,6 +37,7 @@ def add_gen_parser(sub: argparse._SubParsersAction, parse_assignments) -> None:
     p.add_argument("--device", help="auto | cpu | cuda")
     p.add_argument("--threads", type=int)
     p.add_argument("--sample-every", type=int, help="epochs between sample grids (0: only at the end)")
+    p.add_argument("--prior-epochs", type=int, help="VQ-VAE: epochs of the prior over its codes (default 100)")
     p.add_argument("--resume", metavar="RUN", help="continue this run directory")
     p.add_argument("--no-progress", dest="progress_bar", action="store_false", default=None)
     p = commands.add_parser("eval", help="test NLL of a trained run")
@@ -53,10 +55,7 @@ def cmd_gen(args: argparse.Namespace) -> None:
 
     if args.gen_command == "eval":
         result = generative.evaluate_run(args.run)
-        bound = " (an upper bound)" if result["is_bound"] else ""
-        print(f"{result['model']} on {result['data']}: test NLL {result['test_nll_nats']:.3f} nats per example"
-              f"{bound}" + ("" if result["per"] == "image" else
-                            f", {result['test_nll_nats_per_symbol']:.4f} per symbol"))
+        print(f"{result['model']} on {result['data']}: {generative.describe_evaluation(result)}")
         return
     if args.gen_command == "sample":
         if args.n < 1:
@@ -65,7 +64,7 @@ def cmd_gen(args: argparse.Namespace) -> None:
         return
     flags = {name: getattr(args, name) for name in ("data", "epochs", "batch_size", "lr", "patience",
                                                     "max_grad_norm", "seed", "logdir", "run_name", "device",
-                                                    "threads", "sample_every", "progress_bar")}
+                                                    "threads", "sample_every", "prior_epochs", "progress_bar")}
     flags = {k: v for k, v in flags.items() if v is not None}
     if args.resume:
         if args.model or args.set:
@@ -77,6 +76,5 @@ def cmd_gen(args: argparse.Namespace) -> None:
         hyperparameters = args.parse_assignments(args.set, "--set")
         result = generative.train_generative(generative.GenConfig(model=args.model, hyperparameters=hyperparameters,
                                                                   **flags))
-    bound = " (an upper bound)" if result.model.nll_is_bound else ""
-    print(f"run directory: {result.run_dir}\ntest NLL {result.test_nll:.3f} nats per example{bound}\n"
+    print(f"run directory: {result.run_dir}\n{generative.describe_evaluation(result.evaluation)}\n"
           f"TensorBoard: tensorboard --logdir {result.run_dir.parent}")

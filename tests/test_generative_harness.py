@@ -98,3 +98,36 @@ def test_config_refuses_bad_values():
         GenConfig(model="FactorizedBernoulli", lr=-1.0)
     with pytest.raises(ConfigError, match="sample_every"):
         GenConfig(model="FactorizedBernoulli", sample_every=-1)
+
+
+def test_vqvae_run_fits_its_prior_and_reloads_with_it(tmp_path):
+    small = {"hidden": 16, "prior_layers": 1, "prior_d_model": 16, "prior_heads": 2}
+    result = train_generative(_config(tmp_path, model="VQVAE", epochs=1, prior_epochs=2, lr=1e-3,
+                                      hyperparameters=small))
+    model = result.model
+    codes = model.encode(digits("test")[:8])
+    uniform = codes[0].numel() * torch.log(torch.tensor(float(model.config.codebook_size)))
+    assert not torch.allclose(model.prior_nll(codes), uniform.expand(8))  # the prior was fitted
+    saved = json.loads((result.run_dir / "eval.json").read_text())
+    assert saved["is_bound"] is True
+    assert evaluate_run(result.run_dir)["test_nll_nats"] == pytest.approx(saved["test_nll_nats"], abs=1e-9)
+
+
+def test_autoencoder_run_reports_reconstruction_not_nll(tmp_path):
+    result = train_generative(_config(tmp_path, model="Autoencoder", epochs=2, lr=1e-3))
+    saved = json.loads((result.run_dir / "eval.json").read_text())
+    assert set(saved) == {"test_reconstruction_error", "test_examples"}
+    assert saved["test_reconstruction_error"] == pytest.approx(result.test_nll)
+    assert result.model.sample(4).shape == (4, 1, 8, 8)  # codes' Gaussian fitted at the end
+
+
+def test_motion_data_holds_out_whole_motions():
+    from mimicgym.runs.generative import MOTION_LEVELS, load_data
+
+    data = load_data("motion", 0)
+    assert data.model_kwargs == {"vocab_size": MOTION_LEVELS} and data.per_example == data.train.shape[1]
+    assert min(len(data.train), len(data.valid), len(data.test)) > 100
+    # No test window appears in training: the windows of one clip overlap, so clips are split.
+    train_rows = {tuple(row) for row in data.train.tolist()}
+    assert not any(tuple(row) in train_rows for row in data.test.tolist())
+    assert int(data.train.min()) >= 0 and int(data.train.max()) < MOTION_LEVELS

@@ -2,14 +2,36 @@
 
 Every model is built from the shape of one example, ``Model(data_shape, **hyperparameters)``,
 and has ``loss(x)``, ``sample(n, generator=None)`` and, where exact, ``log_prob(x)`` (see
-:mod:`mimicgym.generative.base`). Models know nothing of RL or bodies; the training harness
-and the CLI (``mimicgym gen``) live in the run layer.
+:mod:`mimicgym.generative.base`); autoregressive models also give ``logits(x)``, every
+conditional in one pass, aligned with ``x``. Models know nothing of RL or bodies; the training
+harness and the CLI (``mimicgym gen``) live in the run layer.
+
+- latent-variable models: :class:`Autoencoder`, :class:`VAE`, :class:`BetaVAE`, :class:`VQVAE`
+- Markov-chain models: :class:`RBM`
+- autoregressive models: :class:`FVSBN`, :class:`NADE`, :class:`MADE`, :class:`PixelCNN`,
+  :class:`WaveNet`, :class:`CausalTransformer`
+- baselines: :class:`FactorizedBernoulli`, :class:`BernoulliMixture` (fitted by EM)
 """
 
+from mimicgym.generative.attention import CausalTransformer, MultiHeadAttention, scaled_dot_product_attention
+from mimicgym.generative.autoencoder import Autoencoder
+from mimicgym.generative.autoregressive import FVSBN, MADE, NADE, MaskedLinear
 from mimicgym.generative.base import GenerativeModel
 from mimicgym.generative.baselines import BernoulliMixture, FactorizedBernoulli
+from mimicgym.generative.pixelcnn import MaskedConv2d, PixelCNN
+from mimicgym.generative.rbm import RBM
+from mimicgym.generative.vae import VAE, BetaVAE
+from mimicgym.generative.vqvae import VQVAE, VectorQuantizer
+from mimicgym.generative.wavenet import WaveNet, mu_law_decode, mu_law_encode
 
-# The models the training harness can fit by gradient (``mimicgym gen train MODEL``).
-MODELS: dict[str, type[GenerativeModel]] = {cls.__name__: cls for cls in (FactorizedBernoulli,)}
+# The models the training harness fits by gradient (``mimicgym gen train MODEL``).
+MODELS: dict[str, type[GenerativeModel]] = {cls.__name__: cls for cls in (
+    FactorizedBernoulli, FVSBN, NADE, MADE, RBM, PixelCNN, WaveNet, CausalTransformer, Autoencoder, VAE,
+    BetaVAE, VQVAE)}
 
-__all__ = ["GenerativeModel", "BernoulliMixture", "FactorizedBernoulli", "MODELS"]
+__all__ = [
+    "GenerativeModel", "MODELS", "Autoencoder", "VAE", "BetaVAE", "VQVAE", "VectorQuantizer", "RBM", "FVSBN",
+    "NADE", "MADE", "MaskedLinear", "PixelCNN", "MaskedConv2d", "WaveNet", "CausalTransformer",
+    "MultiHeadAttention", "scaled_dot_product_attention", "mu_law_encode", "mu_law_decode",
+    "BernoulliMixture", "FactorizedBernoulli",
+]

@@ -46,6 +46,7 @@ class GenerativeModel(nn.Module):
     Config: ClassVar[type] = NoHyperparameters
     support: ClassVar[str] = "real"
     nll_is_bound: ClassVar[bool] = False
+    has_likelihood: ClassVar[bool] = True  # False: validation_loss is not an NLL (a plain autoencoder)
 
     def __init__(self, data_shape: tuple[int, ...] | int, *, seed: int = 0, device: str | torch.device = "auto",
                  **hyperparameters: Any):
@@ -82,6 +83,11 @@ class GenerativeModel(nn.Module):
         """Negative log-likelihood per example (B,) in nats, or an upper bound on it where
         ``nll_is_bound``; what validation, early stopping and the benchmark report."""
         return -self.log_prob(x)
+
+    def validation_loss(self, x: torch.Tensor) -> torch.Tensor:
+        """Per example (B,): what validation and early stopping minimise; the NLL (or its
+        bound) for every likelihood model."""
+        return self.nll(x)
 
     # -- shared ----------------------------------------------------------------------------
     def hyperparameters(self) -> dict[str, Any]:

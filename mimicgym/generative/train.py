@@ -55,7 +55,8 @@ class EpochResult:
 
 
 class Trainer:
-    """Adam on ``model.loss`` over shuffled minibatches; validation by ``model.nll`` each epoch.
+    """Adam on ``model.loss`` over shuffled minibatches; validation by ``model.validation_loss``
+    (the NLL, or its bound, for likelihood models) each epoch.
 
     Keeps the parameters of the best validation epoch (``best_state``); ``stop`` turns true
     after ``patience`` epochs without improvement. A non-finite loss or gradient norm raises
@@ -120,7 +121,7 @@ class Trainer:
         if self.valid_data is None:
             return None
         self.model.eval()
-        nll = torch.cat([self.model.nll(batch) for batch in self.valid_data.split(256)]).mean().item()
+        nll = torch.cat([self.model.validation_loss(batch) for batch in self.valid_data.split(256)]).mean().item()
         if nll < self.best_nll:
             self.best_nll = nll
             self.best_state = copy.deepcopy(self.model.state_dict())

@@ -65,10 +65,11 @@ def body_poses(include_deepmimic: bool = True, dtype: torch.dtype = torch.float3
 
 
 def joint_angle_windows(window: int = 64, stride: int = 8, fps: float = 30.0, loop_cycles: int = 3,
-                        include_deepmimic: bool = True, min_range: float = 0.05) -> torch.Tensor:
+                        include_deepmimic: bool = True, min_range: float = 0.05, clips=None) -> torch.Tensor:
     """Windows (N, ``window``) of single joint-angle trajectories, in [-1, 1] (radians / pi).
 
-    Every clip of :func:`training_clips` is resampled at ``fps`` (the clips come at 16 to 60
+    Every clip of ``clips`` (default :func:`training_clips`; split held-out data by clip, since
+    the windows of one clip overlap) is resampled at ``fps`` (the clips come at 16 to 60
     frames per second) and a looping clip is played ``loop_cycles`` times, so that a window can
     span more than one gait cycle. Every axis-angle component of every joint is one 1-D
     signal, cut into windows of ``window`` frames every ``stride`` frames. Windows whose range
@@ -81,7 +82,7 @@ def joint_angle_windows(window: int = 64, stride: int = 8, fps: float = 30.0, lo
     from mimicgym.motion.rotations import quat_to_axis_angle
 
     windows = []
-    for clip in training_clips(include_deepmimic):
+    for clip in training_clips(include_deepmimic) if clips is None else clips:
         quats = np.asarray(clip.retime(fps=fps).rotations)
         if clip.loop:  # a loop's last frame repeats its first
             quats = np.concatenate([quats[:-1]] * loop_cycles + [quats[:1]])

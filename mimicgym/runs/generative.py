@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from mimicgym.agents.checkpoint import load_checkpoint, save_checkpoint
@@ -41,15 +42,16 @@ from mimicgym.runs.options import check_range, coerce_fields
 from mimicgym.utils.progress import ProgressBar
 from mimicgym.utils.signals import interrupt_requests
 
-DATA_SETS = ("digits", "markov")
+DATA_SETS = ("digits", "markov", "motion")
 CHECKPOINT, MODEL, EVAL = "checkpoint.pt", "model.pt", "eval.json"
 MARKOV_LENGTH = 64  # symbols per sequence; 1,000 test sequences hold 64,000 symbols
+MOTION_LEVELS = 64  # mu-law levels of the joint-angle windows
 
 
 @dataclass
 class GenConfig:
     model: str = "MADE"  # a class name of mimicgym.generative (see `mimicgym list`)
-    data: str = "digits"  # digits (binarised 8x8) | markov (order-3 source over 4 symbols)
+    data: str = "digits"  # digits (binarised 8x8) | markov (order-3 source, 4 symbols) | motion (joint angles)
     epochs: int = 50  # passes over the training set
     batch_size: int = 64
     lr: float = 1e-3  # Adam step size
@@ -62,6 +64,7 @@ class GenConfig:
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 1  # torch threads
     sample_every: int = 10  # epochs between sample grids (0: only at the end)
+    prior_epochs: int = 100  # VQ-VAE: epochs of its autoregressive prior over codes, after training
     progress_bar: bool = True
 
     def __post_init__(self) -> None:
@@ -73,6 +76,7 @@ class GenConfig:
             raise ConfigError(f"unknown data set {self.data!r}; data sets: {', '.join(DATA_SETS)}")
         check_range("threads", self.threads, 1, math.inf)
         check_range("sample_every", self.sample_every, 0, math.inf)
+        check_range("prior_epochs", self.prior_epochs, 1, math.inf)
         self.train_config()  # epochs, batch size, lr... checked now, not after the directory exists
 
     def train_config(self) -> TrainConfig:
@@ -98,11 +102,34 @@ def load_data(name: str, seed: int) -> DataSplits:
     if name == "digits":
         return DataSplits(digits("train", binarize=False), digits("valid", seed=seed), digits("test", seed=seed),
                           {}, "image", 1)
+    if name == "motion":
+        return _motion_splits()
     source = MarkovSource(seed=0)  # one fixed source; the seed draws the sequences
     return DataSplits(source.sample(20_000, MARKOV_LENGTH, seed=3 * seed + 1),
                       source.sample(500, MARKOV_LENGTH, seed=3 * seed + 2),
                       source.sample(1_000, MARKOV_LENGTH, seed=3 * seed + 3),
                       {"vocab_size": source.vocab_size}, "symbol", MARKOV_LENGTH)
+
+
+def _motion_splits() -> DataSplits:
+    """Joint-angle windows of the motion clips, mu-law quantised. Windows of one clip overlap,
+    so the split is by motion (a clip and its mirror image together): a fixed permutation of
+    the motion names puts a sixth in validation and a sixth in test (at least one each)."""
+    from mimicgym.generative.wavenet import mu_law_encode
+    from mimicgym.motion.datasets import joint_angle_windows, training_clips
+
+    clips = training_clips()
+    names = sorted({c.name.removesuffix("_mirrored") for c in clips})
+    order = [names[i] for i in np.random.default_rng(0).permutation(len(names))]
+    k = max(1, len(names) // 6)
+    split_of = {**{name: "valid" for name in order[:k]}, **{name: "test" for name in order[k:2 * k]}}
+
+    def tokens(split: str) -> torch.Tensor:
+        chosen = [c for c in clips if split_of.get(c.name.removesuffix("_mirrored"), "train") == split]
+        return mu_law_encode(joint_angle_windows(window=MARKOV_LENGTH, clips=chosen), levels=MOTION_LEVELS)
+
+    return DataSplits(tokens("train"), tokens("valid"), tokens("test"), {"vocab_size": MOTION_LEVELS}, "symbol",
+                      MARKOV_LENGTH)
 
 
 def build_model(cfg: GenConfig, data: DataSplits) -> GenerativeModel:
@@ -129,7 +156,8 @@ def config_from_record(run_dir: Path) -> GenConfig:
 class GenResult:
     run_dir: Path
     model: GenerativeModel
-    test_nll: float  # nats per example
+    test_nll: float  # nats per example (the reconstruction error for a model without a likelihood)
+    evaluation: dict[str, Any]  # what eval.json holds
     history: list
 
 
@@ -191,30 +219,60 @@ def train_generative(cfg: GenConfig | None = None, resume: str | Path | None = N
         raise
     bar.close()
     trainer.restore_best()
-    test_nll = _finish(run_dir, model, data, cfg)
-    logger.close(final_metrics={"test/nll": test_nll})
-    return GenResult(run_dir, model, test_nll, trainer.history)
+    _fit_second_stage(model, data, cfg)
+    evaluation = _finish(run_dir, model, data)
+    test_value = evaluation.get("test_nll_nats", evaluation.get("test_reconstruction_error"))
+    logger.close(final_metrics={"test/nll" if model.has_likelihood else "test/reconstruction_error": test_value})
+    return GenResult(run_dir, model, test_value, evaluation, trainer.history)
+
+
+def _fit_second_stage(model: GenerativeModel, data: DataSplits, cfg: GenConfig) -> None:
+    """What some models fit after their networks: the VQ-VAE's prior over its codes, the
+    autoencoder's Gaussian over its codes (what ``sample`` draws from)."""
+    if hasattr(model, "fit_prior"):
+        model.fit_prior(data.train, epochs=cfg.prior_epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed)
+    if hasattr(model, "fit_code_distribution"):
+        model.eval()
+        with torch.no_grad():
+            model.fit_code_distribution(data.train)
 
 
 def _save(run_dir: Path, trainer: Trainer, cfg: GenConfig) -> None:
     save_checkpoint(run_dir / CHECKPOINT, {"class": type(trainer.model).__name__, "trainer": trainer.state_dict()})
 
 
-def _finish(run_dir: Path, model: GenerativeModel, data: DataSplits, cfg: GenConfig) -> float:
+def _finish(run_dir: Path, model: GenerativeModel, data: DataSplits) -> dict[str, Any]:
     save_checkpoint(run_dir / MODEL, {"class": type(model).__name__, "state_dict": model.state_dict()})
-    test_nll = evaluate_model(model, data.test)
-    write_json(run_dir / EVAL, {"test_nll_nats": test_nll, "per": data.unit,
-                                "test_nll_nats_per_" + data.unit: test_nll / data.per_example,
-                                "is_bound": model.nll_is_bound, "test_examples": len(data.test)})
+    evaluation = _eval_record(model, data, evaluate_model(model, data.test))
+    write_json(run_dir / EVAL, evaluation)
     _write_samples(model, run_dir / "samples.png")
-    return test_nll
+    return evaluation
 
 
 @torch.no_grad()
 def evaluate_model(model: GenerativeModel, test: torch.Tensor, batch_size: int = 256) -> float:
-    """Mean test NLL in nats per example (an upper bound where ``model.nll_is_bound``)."""
+    """Mean test NLL in nats per example (an upper bound where ``model.nll_is_bound``; the
+    reconstruction error of a model without a likelihood)."""
     model.eval()
-    return torch.cat([model.nll(batch) for batch in test.split(batch_size)]).double().mean().item()
+    return torch.cat([model.validation_loss(batch) for batch in test.split(batch_size)]).double().mean().item()
+
+
+def describe_evaluation(record: dict[str, Any]) -> str:
+    """One line for an eval record: the test NLL (per example and per symbol), or the
+    reconstruction error of a model without a likelihood."""
+    if "test_nll_nats" not in record:
+        return f"test reconstruction error {record['test_reconstruction_error']:.4f} per example"
+    line = f"test NLL {record['test_nll_nats']:.3f} nats per example"
+    if record["per"] != "image":
+        line += f", {record['test_nll_nats_per_' + record['per']]:.4f} per {record['per']}"
+    return line + (" (an upper bound)" if record["is_bound"] else "")
+
+
+def _eval_record(model: GenerativeModel, data: DataSplits, value: float) -> dict[str, Any]:
+    if not model.has_likelihood:
+        return {"test_reconstruction_error": value, "test_examples": len(data.test)}
+    return {"test_nll_nats": value, "per": data.unit, "test_nll_nats_per_" + data.unit: value / data.per_example,
+            "is_bound": model.nll_is_bound, "test_examples": len(data.test)}
 
 
 def _write_samples(model: GenerativeModel, path: Path, n: int = 64) -> Path | None:
@@ -222,8 +280,12 @@ def _write_samples(model: GenerativeModel, path: Path, n: int = 64) -> Path | No
     if len(model.data_shape) != 3:
         return None
     model.eval()
-    samples = model.sample(n, generator=torch.Generator(model.device).manual_seed(model.seed))
-    model.train()
+    try:
+        samples = model.sample(n, generator=torch.Generator(model.device).manual_seed(model.seed))
+    except NotImplementedError:  # not yet: an autoencoder samples once its codes' Gaussian is fitted
+        return None
+    finally:
+        model.train()
     return save_image_grid(path, samples.float() / max(1, getattr(model.config, "vocab_size", 2) - 1))
 
 
@@ -244,9 +306,8 @@ def evaluate_run(run: str | Path) -> dict[str, Any]:
     """Test NLL of a run's model, recomputed: the same number as its ``eval.json``."""
     model, cfg, run_dir = load_run_model(run)
     data = load_data(cfg.data, cfg.seed)
-    nll = evaluate_model(model, data.test)
-    return {"run": str(run_dir), "model": cfg.model, "data": cfg.data, "test_nll_nats": nll,
-            "per": data.unit, "test_nll_nats_per_" + data.unit: nll / data.per_example, "is_bound": model.nll_is_bound}
+    value = evaluate_model(model, data.test)
+    return {"run": str(run_dir), "model": cfg.model, "data": cfg.data, **_eval_record(model, data, value)}
 
 
 def sample_run(run: str | Path, n: int = 64, out: str | Path | None = None, seed: int = 0) -> Path:
