@@ -11,6 +11,11 @@ step* (action ignored, reward 0, the new episode's first obs). So ``V(s_{t+1})``
 simply the next row of the rollout (the final obs on truncation, zeroed on termination),
 and reset steps are masked out of every loss term. ``num_timesteps`` counts vector steps
 times ``n_envs``, reset steps included.
+
+A checkpoint holds the unfinished rollout and where every env stands (last observations,
+which envs reset next, the episodes' running returns and lengths, and the actions since each
+episode began, which a loaded agent replays on its fresh envs), so a stop anywhere resumes
+as if never stopped.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import numpy as np
 import torch
 
 from mimicgym.agents.callbacks import MaybeCallback, vector_infos
+from mimicgym.agents.checkpoint import as_numpy
+from mimicgym.agents.env_state import VectorEnvReplay, not_restored
 from mimicgym.agents.policies import (
     ActorCritic,
     DiagGaussianDistribution,
@@ -124,6 +131,9 @@ class A2C(PolicyAgent):
         self._last_done = np.zeros(cfg.n_envs, dtype=bool)  # next step is a reset step
         self._episode_return = np.zeros(cfg.n_envs)
         self._episode_length = np.zeros(cfg.n_envs, dtype=np.int64)
+        self._env_replay = VectorEnvReplay(self.env)
+        self._loaded_envs: Any = False  # from load(), until learn() replays them
+        self._rollout_step = 0  # steps of the current rollout already collected
         self._allocate_rollout()
 
     def _allocate_rollout(self) -> None:
@@ -150,10 +160,13 @@ class A2C(PolicyAgent):
         with self._learning(total_timesteps, callback, progress_bar, reset_num_timesteps,
                             log_interval) as callback:
             if reset_num_timesteps or self._last_obs is None:
-                self._last_obs, _ = self.env.reset(seed=derive_seed(self.rng))
-                self._last_done[:] = False
-                self._episode_return[:] = 0.0
-                self._episode_length[:] = 0
+                self._reset_envs()
+            elif self._loaded_envs is not False:
+                if not self._env_replay.restore(self.env, self._loaded_envs, self._last_done,
+                                                self._last_obs):
+                    not_restored("vector env")
+                    self._reset_envs()
+                self._loaded_envs = False
             while self.num_timesteps < self._total_timesteps and not self._interrupt:
                 if not self._collect_rollout(callback):
                     break
@@ -163,20 +176,31 @@ class A2C(PolicyAgent):
                     self._dump_logs()
         return self
 
+    def _reset_envs(self) -> None:
+        self._last_obs, _ = self._env_replay.reset(self.env, derive_seed(self.rng))
+        self._last_done[:] = False
+        self._episode_return[:] = 0.0
+        self._episode_length[:] = 0
+        self._rollout_step, self._loaded_envs = 0, False
+
     def _collect_rollout(self, callback) -> bool:
-        """Fill the rollout arrays with ``n_steps`` vector steps; False if the callback stopped."""
-        cfg, policy, env = self.config, self.policy, self.env
+        """Fill the rollout arrays up to ``n_steps`` vector steps (going on with a rollout a stop
+        left unfinished); False if the callback stopped."""
+        cfg, policy, env, replay = self.config, self.policy, self.env, self._env_replay
         obs_t = torch.from_numpy(self._obs) if self.device.type == "cpu" else None
-        self._obs[0] = self._last_obs
+        if self._rollout_step == 0:
+            self._obs[0] = self._last_obs
         if callback is not None:
             callback.on_rollout_start()
-        for t in range(cfg.n_steps):
+        for t in range(self._rollout_step, cfg.n_steps):
             with torch.inference_mode():
                 current = (obs_t[t] if obs_t is not None
                            else torch.as_tensor(self._obs[t], device=self.device))
                 actions = policy.distribution.sample(policy.actor(current), self.torch_rng)
             env_actions = actions_to_env(actions, self.action_space)
+            replay.before_step(env, self._last_done)
             next_obs, rewards, terminated, truncated, info = env.step(env_actions)
+            replay.after_step(env_actions, ~self._last_done)
             self._actions[t] = actions.cpu().numpy().reshape(self._actions[t].shape)
             self._rewards[t] = rewards
             self._terminated[t] = terminated
@@ -186,11 +210,12 @@ class A2C(PolicyAgent):
             dones = terminated | truncated
             self._track_episodes(rewards, dones)
             self.num_timesteps += cfg.n_envs
+            self._rollout_step, self._last_obs = t + 1, self._obs[t + 1]
             if callback is not None and not self._step_callback(
                     callback, new_obs=next_obs, rewards=rewards, dones=dones,
                     infos=vector_infos(info, cfg.n_envs), actions=env_actions):
-                self._last_obs = next_obs
                 return False
+        self._rollout_step = 0
         self._last_obs = self._obs[-1].copy()
         if callback is not None:
             callback.on_rollout_end()
@@ -252,3 +277,35 @@ class A2C(PolicyAgent):
                            explained_variance(values[:-1].detach(), returns, mask))
         if isinstance(policy.distribution, DiagGaussianDistribution):
             self.logger.record("train/std", policy.distribution.log_std.exp().mean().item())
+
+    # ----------------------------------------------------------------- checkpoint state
+    _ROLLOUT = ("_obs", "_actions", "_rewards", "_terminated", "_truncated", "_valid")
+
+    def _extra_state(self, save_replay_buffer: bool) -> dict[str, Any]:
+        started = self._last_obs is not None
+        return {
+            **super()._extra_state(save_replay_buffer),
+            "last_obs": np.array(self._last_obs) if started else None,
+            "last_done": self._last_done.copy(),
+            "episode_return": self._episode_return.copy(),
+            "episode_length": self._episode_length.copy(),
+            "envs": (self._loaded_envs if self._loaded_envs is not False
+                     else self._env_replay.state_dict(self.env) if started else None),
+            "rollout_step": self._rollout_step,
+            "rollout": ({name: getattr(self, name).copy() for name in self._ROLLOUT}
+                        if self._rollout_step else None),
+        }
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        super()._load_extra_state(extra)
+        if extra.get("last_obs") is None:  # not started, or the first format: fresh envs
+            return
+        extra = as_numpy(extra)
+        self._last_obs = extra["last_obs"]
+        self._last_done = extra["last_done"].astype(bool)
+        self._episode_return[:] = extra["episode_return"]
+        self._episode_length[:] = extra["episode_length"]
+        self._loaded_envs = extra["envs"]
+        self._rollout_step = int(extra["rollout_step"])
+        for name, values in (extra["rollout"] or {}).items():
+            getattr(self, name)[...] = values

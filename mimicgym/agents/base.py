@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import json
 import time
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
@@ -26,7 +25,7 @@ from mimicgym.agents.callbacks import MaybeCallback, SingleEnvView, as_callback
 from mimicgym.agents.logging import EpisodeStats, Logger
 from mimicgym.errors import CheckpointError, ConfigError
 from mimicgym.utils.checks import check_positive_int
-from mimicgym.utils.io import atomic_save_npz
+from mimicgym.utils.io import atomic_save_npz, payload_checksum
 from mimicgym.utils.progress import ProgressBar
 from mimicgym.utils.seeding import make_rng
 from mimicgym.utils.signals import InterruptFlag, interrupt_requests
@@ -65,6 +64,13 @@ def epsilon_greedy_probabilities(q_values: np.ndarray, epsilon: float) -> np.nda
     """(S, A) epsilon-greedy policy of ``q_values`` (S, A), the greedy mass shared by tied maxima."""
     best = q_values == q_values.max(axis=1, keepdims=True)
     return epsilon / q_values.shape[1] + (1.0 - epsilon) * best / best.sum(axis=1, keepdims=True)
+
+
+def _json_array(value: Any) -> Any:
+    """numpy arrays in JSON (the resume state's logs), as lists: floats keep every bit."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 class Agent:
@@ -143,9 +149,11 @@ class Agent:
 
         ``total_timesteps`` (and ``total_episodes``) count from the current counters, which
         ``reset_num_timesteps`` first sets to zero (SB3's meaning: a fresh run; schedules
-        restart). On a normal end, what was logged since the last dump is dumped; after a
-        Ctrl-C the loop has stopped at a consistent point, ``_save_on_interrupt`` runs and
-        ``KeyboardInterrupt`` is raised for the caller to save and exit.
+        restart). When the budget is spent, what was logged since the last dump is dumped; a
+        run stopped before (by a callback or Ctrl-C) keeps it pending, for the next dump of the
+        continued run (checkpoints carry it), so that a stop and resume logs what one run would.
+        After a Ctrl-C the loop has stopped at a consistent point, ``_save_on_interrupt`` runs
+        and ``KeyboardInterrupt`` is raised for the caller to save and exit.
         """
         for name, value in (("total_timesteps", total_timesteps), ("total_episodes", total_episodes)):
             if value is not None:
@@ -171,7 +179,9 @@ class Agent:
                 callback.on_training_start(locals(), globals())
             try:
                 yield callback
-                if self._log_interval and self.logger.has_pending:
+                spent = (self.num_timesteps >= self._total_timesteps
+                         or self.num_episodes >= self._total_episodes)
+                if spent and self._log_interval and self.logger.has_pending:
                     self._dump_logs()  # runs shorter than one interval log too
             finally:
                 self._update_progress()
@@ -242,6 +252,23 @@ class Agent:
             "rng_state": self.rng.bit_generator.state,
         }
 
+    def _resume_state(self) -> dict[str, Any]:
+        """What a continued run needs beyond the learned tables or weights and the counters: the
+        finished episodes (``rollout/`` means) and the log with its pending values. (Where the
+        env and the unfinished episode stand is each family's ``_extra_state``.)"""
+        return {"episode_returns": np.array(self.episode_stats.returns, dtype=np.float64),
+                "episode_lengths": np.array(self.episode_stats.lengths, dtype=np.int64),
+                "logger": self.logger.state_dict()}
+
+    def _load_resume_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`_resume_state`; entries a file of an older version lacks stay fresh."""
+        self.episode_stats = EpisodeStats()
+        self.episode_stats.returns = np.asarray(state.get("episode_returns", []), dtype=np.float64).tolist()
+        self.episode_stats.lengths = np.asarray(state.get("episode_lengths", []), dtype=np.int64).tolist()
+        if "logger" in state:
+            self.logger = Logger(None)
+            self.logger.load_state_dict(state["logger"])
+
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
         return f"{type(self).__name__}(env={env_id(self.env)!r}, seed={self.seed}, {params})"
@@ -250,8 +277,11 @@ class Agent:
 class TabularAgent(Agent):
     """An agent whose whole state is a few numpy arrays (values, Q table, visit counts).
 
-    Subclasses list those attribute names in ``_arrays``; ``save`` writes them with the
-    hyperparameters to one ``.npz`` atomically, ``load`` checks every key and shape.
+    Subclasses list those attribute names in ``_arrays``; ``save`` writes them to one ``.npz``
+    atomically, with a JSON ``__meta__`` entry (hyperparameters, counters, rng, the resume state
+    and the subclass's ``_extra_state``) and a ``__checksum__`` of all other entries
+    (:func:`~mimicgym.utils.io.payload_checksum`); ``load`` checks the checksum, every key and
+    shape. Files written before checksums load unverified.
     """
 
     _arrays: ClassVar[tuple[str, ...]] = ()
@@ -270,11 +300,20 @@ class TabularAgent(Agent):
     def _array_shapes(self) -> dict[str, tuple[int, ...]]:
         return {name: getattr(self, name).shape for name in self._arrays}
 
+    def _extra_state(self) -> dict[str, Any]:
+        """JSON state beyond the arrays that a continued run needs (subclasses: env, episode)."""
+        return {}
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        pass
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        meta = self._metadata()
-        arrays = {name: np.asarray(getattr(self, name)) for name in self._arrays}
-        atomic_save_npz(path, __meta__=np.array(json.dumps(meta)), **arrays)
+        meta = {**self._metadata(), "resume": self._resume_state(), "extra": self._extra_state()}
+        entries = {"__meta__": np.array(json.dumps(meta, default=_json_array)),
+                   **{name: np.asarray(getattr(self, name)) for name in self._arrays}}
+        checksum = payload_checksum({k: entries[k] for k in sorted(entries)})
+        atomic_save_npz(path, __checksum__=np.array(checksum), **entries)
         return path
 
     @classmethod
@@ -285,10 +324,19 @@ class TabularAgent(Agent):
                 contents = {k: data[k] for k in data.files}
         except FileNotFoundError:
             raise
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-            raise CheckpointError(f"{path}: not a readable mimicgym agent file ({e})") from e
+        except Exception as e:  # a corrupt zip or .npy header raises all kinds (BadZipFile,
+            # zlib.error, NotImplementedError, tokenize errors...). The zip's own CRC-32 catches
+            # most flipped bits in compressed entries; the checksum below, the rest.
+            what = "checksum (CRC-32) mismatch: corrupt" if "CRC" in str(e) else "not a readable"
+            raise CheckpointError(f"{path}: {what} mimicgym agent file ({e})") from e
         if "__meta__" not in contents:
             raise CheckpointError(f"{path}: missing '__meta__' entry; not a mimicgym agent file")
+        if "__checksum__" in contents:
+            recorded = str(contents.pop("__checksum__"))
+            actual = payload_checksum({k: contents[k] for k in sorted(contents)})
+            if recorded != actual:
+                raise CheckpointError(f"{path}: checksum mismatch: the file records {recorded!r}, its "
+                                      f"entries hash to {actual!r}; the file is corrupt (a flipped bit?)")
         try:
             meta = json.loads(str(contents.pop("__meta__")))
         except json.JSONDecodeError as e:
@@ -314,6 +362,8 @@ class TabularAgent(Agent):
         agent.num_episodes = int(meta.get("num_episodes", 0))
         if "rng_state" in meta:
             agent.rng.bit_generator.state = meta["rng_state"]
+        agent._load_resume_state(meta.get("resume", {}))
+        agent._load_extra_state(meta.get("extra", {}))
         return agent
 
     # --- acting: shared by every tabular agent -------------------------------------------

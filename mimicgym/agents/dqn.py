@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import warnings
 from typing import Any, Sequence
 
 import gymnasium as gym
@@ -31,6 +30,7 @@ from torch import nn
 
 from mimicgym.agents.buffers import ReplayBuffer
 from mimicgym.agents.callbacks import MaybeCallback
+from mimicgym.agents.env_state import EpisodeReplay, not_restored
 from mimicgym.agents.networks import make_encoder, mlp
 from mimicgym.agents.torch_agent import TorchAgent
 from mimicgym.errors import ConfigError
@@ -153,10 +153,14 @@ class DQN(TorchAgent):
         self._n_calls = 0  # env steps over the agent's life: times target updates (as SB3)
         self._total_timesteps = 0
         self._last_obs: np.ndarray | None = None
-        self._episode_seed = 0
-        self._episode_actions: list[int] = []
+        self._replay = EpisodeReplay()  # the current episode: its reset seed and actions
         self._episode_return = 0.0
         self._env_needs_restore = False
+        self._loaded_replay: dict[str, Any] | None = None  # from load(), until learn() replays it
+
+    @property
+    def _episode_actions(self) -> list[int]:
+        return self._replay.actions
 
     # ----------------------------------------------------------------- acting
     @torch.inference_mode()
@@ -206,16 +210,16 @@ class DQN(TorchAgent):
                     action = int(rng.integers(self.n_actions))
                 else:
                     action = int(self._greedy(np.asarray(obs)[None])[0])
+                self._replay.actions.append(action)
                 next_obs, reward, terminated, truncated, info = env.step(action)
                 self.replay_buffer.add(obs, action, reward, next_obs, terminated)
-                self._episode_actions.append(action)
                 self._episode_return += float(reward)
                 obs = next_obs
                 self.num_timesteps += 1
                 self._on_step()
                 done = terminated or truncated
                 if done:
-                    self._finish_episode(self._episode_return, len(self._episode_actions))
+                    self._finish_episode(self._episode_return, len(self._replay.actions))
                     obs = self._new_episode()
                     self._update_progress()
                 self._last_obs = obs
@@ -247,31 +251,20 @@ class DQN(TorchAgent):
 
     def _new_episode(self) -> np.ndarray:
         """Reset with a seed from the agent's rng, so an episode replays from (seed, actions)."""
-        self._episode_seed = derive_seed(self.rng)
         self._env_needs_restore = False
-        self._episode_actions = []
         self._episode_return = 0.0
-        self._last_obs, _ = self.env.reset(seed=self._episode_seed)
+        self._last_obs, _ = self._replay.reset(self.env, seed=derive_seed(self.rng))
         return self._last_obs
 
     def _restore_episode(self) -> None:
-        """After ``load``: bring the fresh env back to the checkpoint's mid-episode state.
-
-        Gymnasium envs are deterministic given the reset seed and the actions, so replaying
-        the episode's actions reproduces its state; if the replayed observation differs the
-        env is not, and a new episode starts instead (with a warning).
-        """
-        saved_obs = self._last_obs
-        obs, _ = self.env.reset(seed=self._episode_seed)
-        for action in self._episode_actions:
-            obs, *_ = self.env.step(action)
-        self._env_needs_restore = False
-        if np.array_equal(np.asarray(obs), np.asarray(saved_obs)):
+        """After ``load``: replay the checkpoint's unfinished episode on the fresh env
+        (:mod:`~mimicgym.agents.env_state`); if it does not come back, start a new one."""
+        obs = self._replay.restore(self.env, self._loaded_replay)
+        self._env_needs_restore, self._loaded_replay = False, None
+        if obs is not None and np.array_equal(np.asarray(obs), np.asarray(self._last_obs)):
             self._last_obs = obs
         else:
-            warnings.warn("replaying the interrupted episode did not reproduce its observation; "
-                          "the env is not deterministic given (seed, actions): starting a new "
-                          "episode", RuntimeWarning, stacklevel=3)
+            not_restored("unfinished episode")
             self._new_episode()
 
     # ----------------------------------------------------------------- one training round
@@ -337,8 +330,8 @@ class DQN(TorchAgent):
             "total_timesteps": self._total_timesteps,
             "exploration_rate": self.exploration_rate,
             "last_obs": None if self._last_obs is None else np.asarray(self._last_obs),
-            "episode_seed": self._episode_seed,
-            "episode_actions": list(self._episode_actions),
+            "episode": (None if self._last_obs is None else self._loaded_replay
+                        if self._env_needs_restore else self._replay.state_dict(self.env)),
             "episode_return": self._episode_return,
             "replay_buffer": self.replay_buffer.state_dict() if save_replay_buffer else None,
         }
@@ -350,10 +343,15 @@ class DQN(TorchAgent):
         self.exploration_rate = float(extra["exploration_rate"])
         last_obs = extra["last_obs"]
         self._last_obs = None if last_obs is None else np.asarray(last_obs)
-        self._episode_seed = int(extra["episode_seed"])
-        self._episode_actions = [int(a) for a in extra["episode_actions"]]
+        self._loaded_replay = extra.get("episode")
+        if "episode_seed" in extra:  # the first format: no generator state to check against
+            self._loaded_replay = {"seed": extra["episode_seed"], "rng_state": None, "options": None,
+                                   "actions": extra["episode_actions"], "rng_now": None}
         self._episode_return = float(extra["episode_return"])
-        self._env_needs_restore = self._last_obs is not None
+        # Files without the episode's replay (the first format) start a new episode.
+        self._env_needs_restore = self._last_obs is not None and self._loaded_replay is not None
+        if self._loaded_replay is None:
+            self._last_obs = None
         if extra["replay_buffer"] is not None:
             self.replay_buffer.load_state_dict(extra["replay_buffer"])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +62,23 @@ class Logger:
                 self._writer.add_scalar(key, value, int(step))
         self._pending.clear()
         return written
+
+    def state_dict(self) -> dict[str, dict[str, Any]]:
+        """What a checkpoint keeps of the log: the dumped ``history`` (per key, its steps and
+        values as arrays) and the values recorded since the last dump, which belong to the next
+        dump of the continued run."""
+        history = {k: [np.array([s for s, _ in points], dtype=np.int64),
+                       np.array([v for _, v in points], dtype=np.float64)]
+                   for k, points in self.history.items()}
+        return {"history": history,
+                "pending": {k: np.array(values, dtype=np.float64) for k, values in self._pending.items() if values}}
+
+    def load_state_dict(self, state: dict[str, dict[str, Any]]) -> None:
+        """Continue the log of :meth:`state_dict` (events already written stay as they are)."""
+        self.history = defaultdict(list, {k: list(zip(np.asarray(steps).tolist(), np.asarray(values).tolist()))
+                                          for k, (steps, values) in state["history"].items()})
+        self._pending = defaultdict(list, {k: np.asarray(values).tolist()
+                                           for k, values in state["pending"].items()})
 
     def flush(self) -> None:
         """Make what was dumped so far durable: event files and ``progress.json``."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mimicgym.agents.base import check_policy, epsilon_greedy_probabilities
-from mimicgym.agents.episodic import EpisodicAgent
+from mimicgym.agents.episodic import Carry, EpisodicAgent
 from mimicgym.agents.schedules import INVERSE_VISIT_COUNT, StepSize, make_schedule, schedule_spec
 from mimicgym.utils.checks import check_positive_int, check_probability
 
@@ -163,10 +163,15 @@ class MonteCarlo(EpisodicAgent):
             cumulative = np.cumsum(self.target_policy, axis=1)
             cumulative[:, -1] = 1.0
             cumulative = cumulative.tolist()
-        state, action = self._reset_episode()
-        states, actions, rewards = [], [], []
-        episode_return = 0.0
-        while len(rewards) < max_steps:
+        carry = self._take_carry()
+        if carry is None:
+            state, action = self._reset_episode()
+            states, rewards, episode_return = [], [], 0.0
+        else:
+            state, action, episode_return, _, (states, rewards) = carry
+        actions = self._replay.actions  # the episode's actions are those the env replays
+        end = len(rewards) + max_steps
+        while len(rewards) < end:
             if action is None:  # the target policy (prediction) or epsilon-greedy on Q (control)
                 action = (self._epsilon_greedy(state, eps) if cumulative is None
                           else bisect_right(cumulative[state], self.rng.random()))
@@ -180,13 +185,15 @@ class MonteCarlo(EpisodicAgent):
                 self._learn_from_episode(np.array(states), np.array(actions), np.array(rewards))
             self.num_timesteps += 1
             if (done or callback is not None) and not self._end_step(
-                    callback, action, obs, float(reward), done, info, episode_return,
-                    len(rewards)):
+                    callback, action, obs, float(reward), done, info,
+                    Carry(int(obs), None, episode_return, len(rewards), (states, rewards))):
                 return True
             if done:
                 return False
             state, action = int(obs), None
-        return False  # a partial episode has no returns to learn from
+        # A partial episode has no returns to learn from yet: the next learn() continues it.
+        self._carry = Carry(state, action, episode_return, len(rewards), (states, rewards))
+        return False
 
     def _learn_from_episode(self, states: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         returns = discounted_returns(rewards, self.config.gamma)  # (T,)

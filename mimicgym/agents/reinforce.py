@@ -7,6 +7,10 @@ discounted Monte Carlo return ``G_t`` of every step, and takes one gradient step
 
 Episodes cut by a time limit are not terminal: their return bootstraps from the value of
 the final observation (``bootstrap_truncated``), the only place the critic enters ``G``.
+
+A stop keeps the unfinished batch (``_batch``: the episodes played for the next update, and
+``_episode``: the one in progress, with how its env got there), and a checkpoint holds it, so
+the continued run plays and trains on exactly what one run would have.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import numpy as np
 import torch
 
 from mimicgym.agents.callbacks import MaybeCallback
+from mimicgym.agents.checkpoint import as_numpy
+from mimicgym.agents.env_state import EpisodeReplay, not_restored
 from mimicgym.agents.policies import (
     ActorCritic,
     DiagGaussianDistribution,
@@ -83,63 +89,77 @@ class Reinforce(PolicyAgent):
                                       cfg.activation, False, cfg.log_std_init,
                                       cfg.ortho_init, cfg.normalize_observations).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate)
+        self._batch: list[dict[str, Any]] = []  # whole episodes of the next update
+        self._episode: dict[str, Any] | None = None  # the episode in progress: obs, actions, ...
+        self._replay = EpisodeReplay()  # its reset seed and env actions
+        self._loaded_replay: dict[str, Any] | None = None  # from load(), until learn() replays it
 
     # ----------------------------------------------------------------- training loop
     def learn(self, total_timesteps: int, *, callback: MaybeCallback = None,
               log_interval: int = 10, progress_bar: bool = False,
               reset_num_timesteps: bool = True) -> "Reinforce":
         """Train for ``total_timesteps`` env steps (finishing the last batch of episodes); dump
-        the logs every ``log_interval`` updates. A callback's stop drops the unfinished batch."""
+        the logs every ``log_interval`` updates. A callback's stop keeps the unfinished batch,
+        which ``learn(..., reset_num_timesteps=False)`` goes on with."""
         with self._learning(total_timesteps, callback, progress_bar, reset_num_timesteps,
                             log_interval) as callback:
+            if reset_num_timesteps:
+                self._batch, self._episode, self._loaded_replay = [], None, None
+            elif self._loaded_replay is not None:
+                self._restore_episode()
             while self.num_timesteps < self._total_timesteps and not self._interrupt:
                 if callback is not None:
                     callback.on_rollout_start()
-                episodes = []
-                for _ in range(self.config.n_episodes):
-                    episode = self._play_episode(callback)
-                    if episode is None:
+                while len(self._batch) < self.config.n_episodes:
+                    if not self._play_episode(callback):
                         break
-                    episodes.append(episode)
-                if len(episodes) < self.config.n_episodes:
+                if len(self._batch) < self.config.n_episodes:
                     break
                 if callback is not None:
                     callback.on_rollout_end()
+                episodes, self._batch = self._batch, []
                 self._train(episodes)
                 self._update_progress()
                 if log_interval and self._n_updates % log_interval == 0:
                     self._dump_logs()
         return self
 
-    def _play_episode(self, callback) -> dict[str, np.ndarray] | None:
-        """One episode with sampled actions: obs ``(L+1, ...)`` (final obs last), actions,
-        rewards ``(L,)`` and whether it terminated. None if the callback stopped training."""
-        obs, _ = self.env.reset(seed=derive_seed(self.rng))
-        observations, actions, rewards = [obs], [], []
-        episode_return = 0.0
+    def _play_episode(self, callback) -> bool:
+        """Play the episode in progress (or a new one) to its end with sampled actions and add
+        it to ``_batch``: obs ``(L+1, ...)`` (final obs last), actions, rewards ``(L,)`` and
+        whether it terminated. False if the callback stopped training."""
+        if self._episode is None:
+            obs, _ = self._replay.reset(self.env, seed=derive_seed(self.rng))
+            self._episode = {"obs": [obs], "actions": [], "rewards": [], "return": 0.0}
+        episode = self._episode
+        observations, actions, rewards = episode["obs"], episode["actions"], episode["rewards"]
+        obs = observations[-1]
         while True:
             with torch.inference_mode():
                 batch = torch.as_tensor(np.asarray(obs)[None], device=self.device)
                 params = self.policy.actor(batch)
                 action = self.policy.distribution.sample(params, self.torch_rng)  # (1, ...)
             env_action = actions_to_env(action, self.action_space)[0]
+            self._replay.actions.append(env_action)
             obs, reward, terminated, truncated, info = self.env.step(env_action)
             observations.append(obs)
             actions.append(action[0])
             rewards.append(float(reward))
-            episode_return += float(reward)
+            episode["return"] += float(reward)
             self.num_timesteps += 1
             done = terminated or truncated
-            if done:
-                self._finish_episode(episode_return, len(rewards))
+            if done:  # into the batch before the callback, whose save must see it there
+                self._finish_episode(episode["return"], len(rewards))
+                self._batch.append({"obs": np.stack(observations), "actions": torch.stack(actions),
+                                    "rewards": np.asarray(rewards, dtype=np.float32),
+                                    "terminated": bool(terminated)})
+                self._episode = None
             if callback is not None and not self._step_callback(
                     callback, new_obs=np.asarray(obs)[None], rewards=np.array([reward]),
                     dones=np.array([done]), infos=[info], actions=np.asarray(env_action)[None]):
-                return None
+                return False
             if done:
-                break
-        return {"obs": np.stack(observations), "actions": torch.stack(actions),
-                "rewards": np.asarray(rewards, dtype=np.float32), "terminated": bool(terminated)}
+                return True
 
     def _train(self, episodes: list[dict[str, Any]]) -> None:
         """One gradient step on a batch of whole episodes (concatenated along time)."""
@@ -191,3 +211,32 @@ class Reinforce(PolicyAgent):
             explained_variance(values.detach(), returns, torch.ones_like(returns)))
         if isinstance(policy.distribution, DiagGaussianDistribution):
             rec("train/std", policy.distribution.log_std.exp().mean().item())
+
+    # ----------------------------------------------------------------- checkpoint state
+    def _restore_episode(self) -> None:
+        """After ``load``: replay the episode in progress on the fresh env, or drop it (and
+        its steps) with a warning if the env does not come back to it."""
+        obs = self._replay.restore(self.env, self._loaded_replay)
+        self._loaded_replay = None
+        if obs is None or not np.array_equal(np.asarray(obs), np.asarray(self._episode["obs"][-1])):
+            not_restored("unfinished episode")
+            self._episode = None
+
+    def _extra_state(self, save_replay_buffer: bool) -> dict[str, Any]:
+        episode = self._episode
+        if episode is not None:
+            episode = {**episode, "obs": list(episode["obs"]), "actions": list(episode["actions"]),
+                       "rewards": list(episode["rewards"])}
+        return {**super()._extra_state(save_replay_buffer), "batch": list(self._batch),
+                "episode": episode,
+                "replay": (None if episode is None else self._loaded_replay
+                           if self._loaded_replay is not None else self._replay.state_dict(self.env))}
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        super()._load_extra_state(extra)
+        # Observations and rewards live as numpy, the sampled actions as tensors.
+        self._batch = [{**as_numpy(e), "actions": e["actions"]} for e in extra.get("batch", [])]
+        episode = extra.get("episode")
+        if episode is not None:
+            self._episode = {**as_numpy(episode), "actions": list(episode["actions"])}
+            self._loaded_replay = as_numpy(extra["replay"])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mimicgym.agents.base import check_policy, epsilon_greedy_probabilities
-from mimicgym.agents.episodic import EpisodicAgent
+from mimicgym.agents.episodic import Carry, EpisodicAgent
 from mimicgym.agents.schedules import StepSize, make_schedule, schedule_spec
 from mimicgym.utils.checks import check_positive_int, check_probability
 
@@ -92,9 +92,15 @@ class TD0(EpisodicAgent):
         cumulative = np.cumsum(self.policy, axis=1)
         cumulative[:, -1] = 1.0  # rounding must not leave a gap above the last action
         cumulative = cumulative.tolist()
-        state, episode_return, length = self._reset_env(), 0.0, 0
-        while length < max_steps:
+        carry = self._take_carry()
+        if carry is None:
+            state, episode_return, length = self._reset_env(), 0.0, 0
+        else:
+            state, _, episode_return, length, _ = carry
+        record, end = self._replay.actions.append, length + max_steps
+        while length < end:
             action = bisect_right(cumulative[state], rng.random())
+            record(action)
             obs, reward, terminated, truncated, info = env.step(action)
             next_state, reward = int(obs), float(reward)
             length += 1
@@ -109,11 +115,13 @@ class TD0(EpisodicAgent):
             done = terminated or truncated
             self.num_timesteps += 1
             if (done or callback is not None) and not self._end_step(
-                    callback, action, obs, reward, done, info, episode_return, length):
+                    callback, action, obs, reward, done, info,
+                    Carry(next_state, None, episode_return, length)):
                 return True
             if done:
                 return False
             state = next_state
+        self._carry = Carry(state, None, episode_return, length)  # cut by the step budget
         return False
 
     def _record_train_metrics(self) -> None:
@@ -163,10 +171,16 @@ class _TDControl(EpisodicAgent):
         env = self.env
         eps = self._epsilon(self.num_episodes)
         self._episode_alpha = self._alpha.current(self.num_episodes, self.visit_counts)
-        state = self._reset_env()
-        action = self._epsilon_greedy(state, eps)
-        episode_return, length = 0.0, 0
-        while length < max_steps:
+        carry = self._take_carry()
+        if carry is None:
+            state = self._reset_env()
+            action = self._epsilon_greedy(state, eps)
+            episode_return, length = 0.0, 0
+        else:
+            state, action, episode_return, length, _ = carry
+        record, end = self._replay.actions.append, length + max_steps
+        while length < end:
+            record(action)
             obs, reward, terminated, truncated, info = env.step(action)
             next_state, reward = int(obs), float(reward)
             length += 1
@@ -178,11 +192,13 @@ class _TDControl(EpisodicAgent):
             done = terminated or truncated
             self.num_timesteps += 1
             if (done or callback is not None) and not self._end_step(
-                    callback, taken, obs, reward, done, info, episode_return, length):
+                    callback, taken, obs, reward, done, info,
+                    Carry(next_state, action, episode_return, length)):
                 return True
             if done:
                 return False
             state = next_state
+        self._carry = Carry(state, action, episode_return, length)  # cut by the step budget
         return False
 
     def _record_train_metrics(self) -> None:

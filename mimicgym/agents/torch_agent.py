@@ -1,9 +1,10 @@
 """``TorchAgent``: what every deep agent shares on top of :class:`~mimicgym.agents.base.Agent`.
 
 Device choice, a torch generator seeded from the agent's numpy rng, seeded network
-construction, ``save``/``load`` of modules, optimizers, counters, rng states and episode
-statistics (plus whatever the subclass adds in ``_extra_state``), training with subnormal
-floats flushed to zero, and a checkpoint at the Ctrl-C stop when ``checkpoint_path`` is set.
+construction, ``save``/``load`` of modules, optimizers, counters, rng states, episode
+statistics and the log (plus what the subclass adds in ``_extra_state``: buffers, schedules,
+where its envs and the unfinished episode or rollout stand), training with subnormal floats
+flushed to zero, and a checkpoint at the Ctrl-C stop when ``checkpoint_path`` is set.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import torch
 
 from mimicgym.agents.base import Agent
 from mimicgym.agents.checkpoint import load_checkpoint, save_checkpoint
-from mimicgym.agents.logging import EpisodeStats
 from mimicgym.errors import CheckpointError
 from mimicgym.utils.checks import check_finite_input
 from mimicgym.utils.torch_utils import (
@@ -80,8 +80,7 @@ class TorchAgent(Agent):
             **self._metadata(),
             "deterministic": self.deterministic,
             "torch_rng_state": self.torch_rng.get_state(),
-            "episode_returns": list(self.episode_stats.returns),
-            "episode_lengths": list(self.episode_stats.lengths),
+            "resume": self._resume_state(),
             "modules": {name: getattr(self, name).state_dict() for name in self._modules},
             "optimizers": {name: getattr(self, name).state_dict() for name in self._optimizers},
             "extra": self._extra_state(save_replay_buffer),
@@ -112,11 +111,11 @@ class TorchAgent(Agent):
         agent.num_episodes = int(payload["num_episodes"])
         agent.rng.bit_generator.state = payload["rng_state"]
         agent.torch_rng.set_state(payload["torch_rng_state"])
-        agent.episode_stats = EpisodeStats()
-        for r, n in zip(payload["episode_returns"], payload["episode_lengths"]):
-            agent.episode_stats.add(r, n)
+        # Files of the first format kept the episode statistics at the top level.
+        agent._load_resume_state(payload.get("resume", payload))
         agent._load_extra_state(payload["extra"])
         return agent
+
 
 class PolicyAgent(TorchAgent):
     """A torch agent that acts through ``self.policy`` (an ``ActorCritic``) and improves it

@@ -14,7 +14,6 @@ from mimicgym.runs.config import RunConfig
 from mimicgym.runs.envs import is_imitation_env, make_agent_env, make_sb3_vec_env
 from mimicgym.runs.normalization import STATS_FILE, load_vec_normalize, save_vec_normalize
 from mimicgym.runs.options import coerce_fields
-from mimicgym.utils.io import atomic_write
 
 
 def agent_hyperparameters(agent_cls, cfg: RunConfig) -> dict[str, Any]:
@@ -58,6 +57,7 @@ class AgentLearner:
         if units and cfg.timesteps is None and cfg.episodes is None:
             raise ConfigError(f"agent {cfg.agent!r} learns from samples: give timesteps or episodes")
         self.env = make_agent_env(agent_cls, cfg, hyperparameters)
+        self.resumed = checkpoint is not None
         if checkpoint is not None:
             self.agent = agent_cls.load(checkpoint, env=self.env)
         else:
@@ -86,6 +86,12 @@ class AgentLearner:
         return {"timesteps": self.agent.num_timesteps, "episodes": self.agent.num_episodes}
 
     def set_logger(self, logger) -> None:
+        kept = self.agent.logger.state_dict()
+        if self.resumed and (kept["history"] or kept["pending"]):
+            # The checkpoint's log is exactly the run's up to its step (progress.json may be
+            # older, or newer with points after it), and values recorded since its last dump
+            # belong in the continued run's next dump.
+            logger.load_state_dict(kept)
         self.agent.set_logger(logger)
 
     def learn(self, budget: dict[str, int], callbacks: list, resumed: bool) -> None:
@@ -175,10 +181,11 @@ class Sb3Learner:
             raise KeyboardInterrupt(f"training interrupted at step {self.sb3.num_timesteps}")
 
     def save(self, run_dir: Path) -> Path:
+        from mimicgym.runs.sb3 import save_model_file
+
         buffer = io.BytesIO()
         self.sb3.save(buffer)
-        with atomic_write(run_dir / self.model_file) as f:
-            f.write(buffer.getvalue())
+        save_model_file(run_dir / self.model_file, buffer.getvalue())
         if self.cfg.normalize:
             save_vec_normalize(self.venv, run_dir / STATS_FILE)
         return run_dir / self.model_file

@@ -4,6 +4,7 @@ checked against the constructor before anything is built, models built and loade
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import math
 import re
@@ -14,6 +15,7 @@ from typing import Any
 from mimicgym.errors import CheckpointError, ConfigError
 from mimicgym.runs.config import SB3_PREFIX
 from mimicgym.runs.options import check_range, coerce
+from mimicgym.utils.io import atomic_write, payload_checksum
 
 ALGORITHMS = ("A2C", "DDPG", "DQN", "PPO", "SAC", "TD3")
 # Set by the run layer itself, never by --set.
@@ -137,10 +139,74 @@ def safe_custom_objects(algo, path: Path, venv, hyperparameters: dict[str, Any])
     return replacements
 
 
+# SB3's zips have no checksum of their own that we could check before loading: the run directory
+# records one per model file, {"model.zip": ["sha256:<newest>", "sha256:<the one before>"]}.
+CHECKSUMS_FILE = "checksums.json"
+
+
+def model_checksum(source: Path | bytes) -> str:
+    """Checksum of what loading a SB3 zip reads: every archive member but ``data`` byte for
+    byte (the tensors), and ``data``'s entries but the cloudpickled ones, which loading replaces
+    (:func:`safe_custom_objects`) and never reads."""
+    with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as archive:
+        members = {name: archive.read(name) for name in sorted(archive.namelist())}
+    data = json.loads(members.pop("data", b"{}"))
+    if not isinstance(data, dict):
+        raise ValueError("its data entry is not a table")
+    kept = {k: v for k, v in data.items() if not (isinstance(v, dict) and ":serialized:" in v)}
+    return payload_checksum({"data": json.dumps(kept, sort_keys=True), "members": members})
+
+
+def save_model_file(path: Path, data: bytes) -> None:
+    """Write a SB3 zip atomically, its checksum recorded first in ``checksums.json`` beside it.
+
+    The record keeps the previous file's checksum too: a run killed between the two atomic
+    writes leaves either file in place, and both verify."""
+    path = Path(path)
+    record_path = path.with_name(CHECKSUMS_FILE)
+    record = _checksum_record(record_path) if record_path.is_file() else {}
+    digest = model_checksum(data)
+    record[path.name] = [digest, *[d for d in record.get(path.name, [])[:1] if d != digest]]
+    with atomic_write(record_path, "w") as f:
+        json.dump(record, f, indent=2)
+    with atomic_write(path) as f:
+        f.write(data)
+
+
+def _checksum_record(record_path: Path) -> dict[str, list[str]]:
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{record_path}: corrupt checksum record ({e})") from None
+    if not isinstance(record, dict) or not all(isinstance(v, list) for v in record.values()):
+        raise CheckpointError(f"{record_path}: corrupt checksum record (not a table of lists)")
+    return record
+
+
+def verify_model_file(path: Path) -> None:
+    """Check a SB3 zip against the checksum its run directory recorded, before anything reads
+    it; a zip without one (saved elsewhere, or before checksums) is not checked."""
+    path = Path(path)
+    record_path = path.with_name(CHECKSUMS_FILE)
+    accepted = _checksum_record(record_path).get(path.name) if record_path.is_file() else None
+    if accepted is None:
+        return
+    try:
+        actual = model_checksum(path)
+    except Exception as e:  # a corrupt zip raises all kinds (BadZipFile, zlib.error, ...)
+        raise CheckpointError(f"{path}: corrupt, its contents cannot be read to verify the checksum "
+                              f"({type(e).__name__}: {e})") from None
+    if actual not in accepted:
+        raise CheckpointError(f"{path}: checksum mismatch with {record_path.name} (recorded "
+                              f"{accepted[0]!r}); the file is corrupt (a flipped bit?)")
+
+
 def load_model(algo, path: Path, venv, device: str = "auto", hyperparameters: dict | None = None):
-    """A saved SB3 model on ``venv``, unpickling nothing, or a ``CheckpointError`` naming the file."""
+    """A saved SB3 model on ``venv``, checked against its recorded checksum and unpickling
+    nothing, or a ``CheckpointError`` naming the file."""
     if not Path(path).is_file():
         raise CheckpointError(f"{path}: no such model file")
+    verify_model_file(Path(path))
     custom_objects = safe_custom_objects(algo, Path(path), venv, hyperparameters or {})
     try:
         return algo.load(str(path), env=venv, device=device, custom_objects=custom_objects)

@@ -3,9 +3,11 @@
 Order of work, so that bad input costs nothing and loses nothing: every option is checked and
 the learner (env, agent or model) is built first; only then is the run directory made (or, on
 resume, reopened). During training, ``--checkpoint-freq`` saves the model, its normalisation
-statistics and the logs in place; ``--eval-freq`` evaluates and appends to ``evals.jsonl``
-(with a video every ``--video-every`` evaluations on imitation envs). Ctrl-C or SIGTERM stops
-at the next consistent point, saves, and prints the one command that continues the run.
+statistics and the logs in place (atomically: a run killed at any moment, ``kill -9``
+included, continues from its last checkpoint; the temporary files of a save it interrupted are
+removed on resume); ``--eval-freq`` evaluates and appends to ``evals.jsonl`` (with a video
+every ``--video-every`` evaluations on imitation envs). Ctrl-C or SIGTERM stops at the next
+consistent point, saves, and prints the one command that continues the run.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from mimicgym.runs.envs import is_imitation_env, make_env
 from mimicgym.runs.evaluation import EVAL_SEED_OFFSET, EvalResult, evaluate_episodes
 from mimicgym.runs.learners import make_learner
 from mimicgym.runs.plots import write_run_plots
+from mimicgym.utils.io import remove_stale_temp_files
 
 EVALS_FILE = "evals.jsonl"
 # What may change when a run is continued; everything else is the run's own.
@@ -84,6 +87,7 @@ def resume(path: str | Path, **changes: Any) -> RunResult:
         raise ConfigError(f"--resume continues {run_dir} with its own options; "
                           f"{', '.join(refused)} cannot change (these can: {', '.join(RESUME_OPTIONS)})")
     cfg = dataclasses.replace(run_config(run_dir), **changes)
+    remove_stale_temp_files(run_dir)  # what a save interrupted by a kill left behind
     learner = make_learner(cfg, checkpoint=find_model(run_dir))
     try:
         done = learner.progress
@@ -195,10 +199,12 @@ class _Session:
             from mimicgym.runs.imitation import RewardTermsCallback
 
             out.append(RewardTermsCallback())  # imitation/<term> in TensorBoard
-        if cfg.checkpoint_freq:
-            out.append(Periodic(cfg.checkpoint_freq, self.save))
+        # Evaluation first: at a step where both fall, the checkpoint then holds the evaluation's
+        # log point (a resumed run does not evaluate again at its first step).
         if cfg.eval_freq:
             out.append(Periodic(cfg.eval_freq, self.evaluate))
+        if cfg.checkpoint_freq:
+            out.append(Periodic(cfg.checkpoint_freq, self.save))
         return out
 
     def run(self, budget: dict[str, int]) -> RunResult:
