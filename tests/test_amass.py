@@ -69,7 +69,7 @@ def test_z_up_standing_pose(tmp_path):
     (dict(poses=np.zeros((6, 70))), r"'poses' must have shape \(T, 72 \| 156 \| 165\)"),
     (dict(trans=np.zeros((5, 3))), r"'trans' must have shape \(6, 3\)"),
     (dict(mocap_framerate=np.float64(0.0)), "positive frame rate"),
-    (dict(poses=np.full((6, 72), np.nan)), "'poses' has a non-finite value at frame 0"),
+    (dict(poses=np.full((6, 72), np.nan)), r"'poses' has non-finite values, the first nan at index \(0, 0\)"),
 ])
 def test_bad_files(tmp_path, extra, message):
     path, _ = _amass(tmp_path, **extra)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mimicgym.errors import MotionFileError
 from mimicgym.motion.clip import MotionClip
 from mimicgym.motion.deepmimic import deepmimic_clip_path, load_deepmimic, load_deepmimic_clip
 from mimicgym.motion.retargeting import retarget
@@ -106,7 +107,7 @@ def test_malformed_files(tmp_path):
         load_deepmimic(_write(tmp_path, {"Loop": "forever", "Frames": _frames()}))
     bad = _frames()
     bad[0][0] = 0.0
-    with pytest.raises(ValueError, match="frame 0 has non-positive duration"):
+    with pytest.raises(MotionFileError, match="frame 0 value 0 .* is a non-positive duration"):
         load_deepmimic(_write(tmp_path, {"Loop": "wrap", "Frames": bad}))
 
 

@@ -164,7 +164,7 @@ def test_missing_key_and_wrong_shapes(tmp_path, arrays):
             save_model_npz(tmp_path / f"{key}.npz", bad)
     nan = dict(arrays, v_template=arrays["v_template"].copy())
     nan["v_template"][3, 1] = np.nan
-    with pytest.raises(ModelFileError, match="'v_template' contains NaN"):
+    with pytest.raises(ModelFileError, match="'v_template' has non-finite values"):
         BodyModel(arrays=nan)
     cyclic = dict(arrays, kintree_table=arrays["kintree_table"].copy())
     cyclic["kintree_table"][0, 5] = 7  # a parent after its child

@@ -9,7 +9,8 @@ so dynamic programming, even undiscounted, needs no special case for them. One s
    one (possibly itself), so action ``b`` is executed w.p. ``(1 - slip) [a == b] + slip / A``;
 2. move: the executed move is blocked (agent stays) if it leaves the grid or hits a wall;
 3. wind: the agent is pushed ``wind[col]`` cells up (negative: down), ``col`` being the
-   column of the state it left, cell by cell, stopping at walls and the edge; with
+   column of the state it left, cell by cell, stopping at walls and the edge
+   (``|wind| <= n_rows``: a push of ``n_rows`` already crosses the grid); with
    ``stochastic_wind`` the push in windy columns is ``wind - 1``, ``wind`` or ``wind + 1``
    with probability 1/3 each (S&B Exercise 6.10);
 4. landing: rewards follow :mod:`mimicgym.envs.maps`; a cliff sends the agent to start;
@@ -29,6 +30,7 @@ import numpy as np
 
 from mimicgym.envs import maps
 from mimicgym.envs.tabular import TabularModel
+from mimicgym.errors import MapError
 
 # (d_row, d_col) per action; "up" is row - 1.
 _COMPASS = ((-1, 0), (0, 1), (1, 0), (0, -1))
@@ -68,42 +70,81 @@ class GridConfig:
         return [MOVE_NAMES[tuple(m)] for m in self.moves.tolist()]
 
 
+def _is_real(value) -> bool:
+    """A real number (bools and complex numbers are not)."""
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
+
+
+def _finite(value) -> float | None:
+    """``value`` as a float if it is a finite real number, else None (ints past 1e308 too)."""
+    if not _is_real(value):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if np.isfinite(number) else None
+
+
+def _integer(value) -> int | None:
+    """``value`` as an int if it is a real number with an integral value, else None."""
+    if isinstance(value, (int, np.integer)) and _is_real(value):
+        return int(value)
+    number = _finite(value)
+    return int(number) if number is not None and number.is_integer() else None
+
+
 def _check_reward(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+    number = _finite(value)
+    if number is None:
+        raise MapError(f"{name} must be a finite number, got {maps.short_repr(value)}")
+    return number
+
+
+def _check_flag(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise MapError(f"{name} must be True or False, got {maps.short_repr(value)}")
+    return bool(value)
 
 
 def _base_layout(layout: str | None, grid_map, n_states: int | None) -> tuple[maps.Layout, str]:
     """The layout whose defaults apply, and its name ("custom" for a user map)."""
+    if layout is not None and not isinstance(layout, str):
+        raise MapError(f"layout must be a layout name or None, got {type(layout).__name__}")
     if grid_map is not None:
         if layout not in (None, "default"):
-            raise ValueError(f"map= replaces the layout, so it cannot be combined with layout={layout!r}")
+            raise MapError(f"map= replaces the layout, so it cannot be combined with layout={maps.short_repr(layout)}")
         base, name = maps.Layout(map=()), "custom"
     elif layout == "random_walk":
         base, name = maps.random_walk_layout(5 if n_states is None else n_states), layout
     elif layout in maps.LAYOUTS or layout is None:
         base, name = maps.LAYOUTS[layout or "default"], layout or "default"
     else:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(maps.LAYOUTS)}")
+        raise MapError(f"unknown layout {maps.short_repr(layout)}; choose one of {', '.join(maps.LAYOUTS)}")
     if n_states is not None and name != "random_walk":
-        raise ValueError(f"n_states={n_states!r} only applies to layout 'random_walk', not {name!r}")
+        raise MapError(f"n_states={maps.short_repr(n_states)} only applies to layout 'random_walk', not {name!r}")
     return base, name
 
 
-def _wind_array(wind: Sequence[int] | None, cols: int) -> np.ndarray:
-    """(cols,) int64 upward push per column (zeros without wind)."""
+def _wind_array(wind, shape: tuple[int, int]) -> np.ndarray:
+    """(cols,) int64 upward push per column (zeros without wind): integers, |wind| <= n_rows."""
+    n_rows, cols = shape
     if wind is None:
         return np.zeros(cols, dtype=np.int64)
-    wind_arr = np.asarray(wind)
-    if wind_arr.ndim != 1 or len(wind_arr) != cols:
-        raise ValueError(f"wind needs one entry per column ({cols}), "
-                         f"got {np.size(wind_arr)}: {np.ravel(wind_arr).tolist()}")
-    integral = wind_arr.dtype.kind in "iu" or (wind_arr.dtype.kind == "f" and np.all(wind_arr == np.round(wind_arr)))
-    if not integral:
-        raise ValueError(f"wind entries must be integers (cells per step), got {wind_arr.tolist()}")
-    return wind_arr.astype(np.int64)
+    if isinstance(wind, np.ndarray):
+        wind = wind.tolist() if wind.ndim == 1 else wind
+    if not isinstance(wind, (list, tuple)) or len(wind) != cols:
+        got = len(wind) if isinstance(wind, (list, tuple)) else type(wind).__name__
+        raise MapError(f"wind needs one entry per column ({cols}), got {got}")
+    pushes = [_integer(v) for v in wind]  # one by one: a huge int, inf or a string is named, never cast
+    for col, (value, push) in enumerate(zip(wind, pushes)):
+        if push is None:
+            raise MapError(f"wind entries must be integers (cells per step), "
+                           f"got wind[{col}] = {maps.short_repr(value)}")
+        if abs(push) > n_rows:
+            raise MapError(f"wind[{col}] = {maps.short_repr(value)} is larger than the grid's {n_rows} rows "
+                           f"(|wind| <= n_rows: a push of n_rows already crosses the grid)")
+    return np.array(pushes, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -133,50 +174,78 @@ class GridOptions:
         return cls(**keywords)
 
 
+def _mapping(name: str, value) -> dict:
+    if not isinstance(value, Mapping):
+        raise MapError(f"{name} must be a dict, got {type(value).__name__}")
+    return dict(value)
+
+
+def _check_jumps(jump_map: dict) -> dict:
+    """Every jump is {source char: (target char, finite reward)}; returned with float rewards."""
+    for source, spec in jump_map.items():
+        if not (isinstance(spec, (tuple, list)) and len(spec) == 2):
+            raise MapError(f"jumps[{source!r}] must be (target_char, reward), got {maps.short_repr(spec)}")
+        for role, char in (("source", source), ("target", spec[0])):
+            if not (isinstance(char, str) and len(char) == 1) or char in (maps.WALL, maps.START):
+                raise MapError(f"jumps[{source!r}]: the {role} must be one map character other than "
+                               f"'#' and 'S', got {char!r}")
+        _check_reward(f"jumps[{source!r}] reward", spec[1])
+    return {source: (target, float(reward)) for source, (target, reward) in jump_map.items()}
+
+
+def _check_rewards(reward_map: dict, shape: tuple[int, int]) -> dict:
+    """Every key a map character or an integer (row, col) inside the grid; values finite.
+    Returned with float values and (row, col) keys as Python ints."""
+    rows, cols = shape
+    checked = {}
+    for key, value in reward_map.items():
+        checked[key] = _check_reward(f"rewards[{key!r}]", value)
+        if isinstance(key, tuple) and len(key) == 2:
+            r, c = (_integer(k) if isinstance(k, (int, np.integer)) else None for k in key)
+            if r is not None and c is not None and 0 <= r < rows and 0 <= c < cols:
+                checked[(r, c)] = checked.pop(key)
+                continue
+        if not isinstance(key, str):
+            raise MapError(f"rewards key {key!r} is neither a map character "
+                           f"nor a (row, col) inside the {rows}x{cols} grid")
+    return checked
+
+
 def make_config(layout: str | None = "default", grid_map: str | Sequence[str] | None = None,
                 options: GridOptions = GridOptions()) -> GridConfig:
     """Merge a named layout's defaults with explicit keywords and validate everything.
 
     A custom ``grid_map`` replaces the layout (allowed with ``layout`` None or "default"):
-    it starts from the generic defaults (-1 per step, no wind, compass moves).
+    it starts from the generic defaults (-1 per step, no wind, compass moves). Any bad map or
+    option raises :class:`~mimicgym.errors.MapError` naming the keyword and the value.
     """
     (slip, wind, stochastic_wind, king_moves, stay_action, step_reward, bump_reward, rewards,
      jumps, n_states) = (getattr(options, f.name) for f in fields(GridOptions))
     base, name = _base_layout(layout, grid_map, n_states)
-    user_rewards = dict(rewards or {})
+    user_rewards = {} if rewards is None else _mapping("rewards", rewards)
     reward_map = {**maps.DEFAULT_REWARDS, **dict(base.rewards), **user_rewards}
-    jump_map = dict(base.jumps if jumps is None else jumps)
-    for source, spec in jump_map.items():
-        if not (isinstance(spec, (tuple, list)) and len(spec) == 2):
-            raise ValueError(f"jumps[{source!r}] must be (target_char, reward), got {spec!r}")
+    jump_map = dict(base.jumps) if jumps is None else _mapping("jumps", jumps)
+    jump_map = _check_jumps(jump_map)
     extra = {k for k in reward_map if isinstance(k, str)} | set(jump_map)
     extra |= {target for target, _ in jump_map.values()}
     for key in extra:
-        if not (isinstance(key, str) and len(key) == 1) or key in (maps.WALL, maps.START):
-            raise ValueError(f"reward/jump keys must be single map characters other than '#' and 'S', got {key!r}")
+        if len(key) != 1 or key in (maps.WALL, maps.START):
+            raise MapError(f"reward/jump keys must be single map characters other than '#' and 'S', got {key!r}")
     chars = maps.parse_map(base.map if grid_map is None else grid_map, maps.LEGEND_CHARS | extra)
-    rows, cols = chars.shape
-
-    for key, value in reward_map.items():
-        _check_reward(f"rewards[{key!r}]", value)
-        if not isinstance(key, str):
-            if not (isinstance(key, tuple) and len(key) == 2 and 0 <= key[0] < rows and 0 <= key[1] < cols):
-                raise ValueError(f"rewards key {key!r} is neither a map character "
-                                 f"nor a (row, col) inside the {rows}x{cols} grid")
-    for source, spec in jump_map.items():
-        _check_reward(f"jumps[{source!r}] reward", spec[1])
+    reward_map = _check_rewards(reward_map, chars.shape)
+    for source, (target, _) in jump_map.items():
         if not (chars == source).any():
-            raise ValueError(f"jump source {source!r} does not appear in the map")
-        maps.find_unique(chars, spec[0], f"jump target of {source!r},")
+            raise MapError(f"jump source {source!r} does not appear in the map")
+        maps.find_unique(chars, target, f"jump target of {source!r},")
 
-    if isinstance(slip, bool) or not isinstance(slip, (int, float, np.integer, np.floating)) \
-            or not 0.0 <= slip <= 1.0:
-        raise ValueError(f"slip must be a probability in [0, 1], got {slip!r}")
-
-    wind_arr = _wind_array(base.wind if wind is None else wind, cols)
+    if _finite(slip) is None or not 0.0 <= slip <= 1.0:
+        raise MapError(f"slip must be a probability in [0, 1], got {maps.short_repr(slip)}")
+    wind_arr = _wind_array(base.wind if wind is None else wind, chars.shape)
+    stochastic_wind, king_moves, stay_action = (_check_flag(n, v) for n, v in (
+        ("stochastic_wind", stochastic_wind), ("king_moves", king_moves), ("stay_action", stay_action)))
 
     if base.actions == "left_right" and (king_moves or stay_action):
-        raise ValueError(f"layout {name!r} moves left/right only; king_moves/stay_action do not apply")
+        raise MapError(f"layout {name!r} moves left/right only; king_moves/stay_action do not apply")
     bump = base.bump_reward if bump_reward is None else bump_reward
     moves = list(MOVES["king" if king_moves else base.actions])
     if stay_action:
@@ -187,7 +256,7 @@ def make_config(layout: str | None = "default", grid_map: str | Sequence[str] | 
         moves=np.array(moves, dtype=np.int64),
         slip=float(slip),
         wind=wind_arr,
-        stochastic_wind=bool(stochastic_wind),
+        stochastic_wind=stochastic_wind,
         step_reward=_check_reward("step_reward", base.step_reward if step_reward is None else step_reward),
         bump_reward=None if bump is None else _check_reward("bump_reward", bump),
         rewards=reward_map,
@@ -240,14 +309,10 @@ def build_model(config: GridConfig) -> TabularModel:
     windy = config.wind[col] != 0  # (S, 1, 1): the column being left
     push = config.wind[col] + noise[None, None, :] * windy  # (S, 1, W)
     row1, col1, push = np.broadcast_arrays(row1, col1, push)  # (S, B, W)
-    row1, push = row1.copy(), push.copy()
-    for _ in range(int(np.abs(push).max(initial=0))):  # one cell per pass, stopping at walls/edges
-        step = np.sign(push)
-        cand = row1 - step
-        ok = (step != 0) & (cand >= 0) & (cand < n_rows)
-        ok &= ~wall[np.clip(cand, 0, n_rows - 1) * n_cols + col1]
-        row1 = np.where(ok, cand, row1)
-        push = np.where(ok, push - step, 0)
+    # Cell by cell until a wall or the edge stops it: the push clamped to the reachable run.
+    top, bottom = wind_reach(wall.reshape(n_rows, n_cols))
+    row1 = np.where(push > 0, np.maximum(row1 - push, top[row1, col1]),
+                    np.minimum(row1 - push, bottom[row1, col1]))
     landing = row1 * n_cols + col1  # (S, B, W)
 
     entry = entry_rewards(config)
@@ -277,6 +342,17 @@ def build_model(config: GridConfig) -> TabularModel:
     initial[start] = 1.0
     return TabularModel(next_states=next_state, probs=probs, rewards=reward, terminal=terminal,
                         initial=initial, grid_shape=(n_rows, n_cols))
+
+
+def wind_reach(wall: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) highest and lowest row a vertical push can carry an agent to from each
+    cell: up to the cell before the nearest wall or the edge (a wall cell stays put). One
+    cumulative pass per direction, so the work does not depend on the wind's strength."""
+    n_rows = wall.shape[0]
+    r = np.arange(n_rows)[:, None]
+    wall_above = np.maximum.accumulate(np.where(wall, r, -1), axis=0)  # nearest wall row <= r
+    wall_below = np.minimum.accumulate(np.where(wall, r, n_rows)[::-1], axis=0)[::-1]  # >= r
+    return np.where(wall, r, wall_above + 1), np.where(wall, r, wall_below - 1)
 
 
 def merge_outcomes(next_state: np.ndarray, probs: np.ndarray, reward: np.ndarray):

@@ -9,13 +9,14 @@ them (``cycle_displacement``).
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from mimicgym.errors import MotionFileError
+from mimicgym.motion.npz_reader import read_npz, real_array
 from mimicgym.motion.rotations import (
     matrix_to_quat,
     quat_conjugate,
@@ -27,13 +28,27 @@ from mimicgym.motion.rotations import (
 from mimicgym.motion.skeleton import Skeleton, forward_kinematics
 from mimicgym.utils.io import atomic_save_npz
 
-__all__ = ["MotionClip", "UNIT_QUAT_TOL"]
+__all__ = ["MotionClip", "UNIT_QUAT_TOL", "MAX_FRAMES", "MAX_FRAME_DURATION", "MAX_ABS_VALUE", "MAX_JOINTS"]
 
 # Stored quaternions may be off unit norm by rounding in a text file, not by more.
 UNIT_QUAT_TOL = 1e-4
 
-_NPZ_KEYS = ("fps", "root_trans", "rotations", "loop", "name", "skeleton_name", "joint_names",
-             "parents", "offsets", "joint_types", "upright", "root_height")
+# Bounds every motion loader (npz clips, DeepMimic, BVH, AMASS) checks before it allocates;
+# no real motion file exceeds them. Each loader takes them as keywords to override.
+MAX_FRAMES = 10**6  # frames per file: 9 hours at 30 fps
+MAX_FRAME_DURATION = 1.0  # seconds per frame: mocap runs at 24-250 fps, keyframed clips above 1 fps
+MAX_ABS_VALUE = 1e4  # |position| in metres (or file units), |angle| in radians
+MAX_JOINTS = 1000  # joints per skeleton: the largest rigs, fingers and face included, have a few hundred
+
+# Keys of a clip file: (kind, shape); "J" is one entry per joint, None any length.
+_NPZ_SPEC = {
+    "fps": ("real", ()), "root_trans": ("real", (None, 3)), "rotations": ("real", (None, "J", 4)),
+    "loop": ("bool", ()), "name": ("text", ()), "skeleton_name": ("text", ()),
+    "joint_names": ("text", ("J",)), "parents": ("int", ("J",)), "offsets": ("real", ("J", 3)),
+    "joint_types": ("text", ("J",)), "upright": ("real", (4,)), "root_height": ("real", ()),
+}
+_OPTIONAL_SPEC = {"betas": ("real", (None,))}
+_KINDS = {"real": "iuf", "int": "iu", "bool": "b", "text": "U"}
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -250,44 +265,57 @@ class MotionClip:
         atomic_save_npz(path, **arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "MotionClip":
-        """Read a clip written by :meth:`save`, validating every key with errors naming it."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # missing, truncated, pickled
-            raise ValueError(f"cannot read motion clip {os.fspath(path)!r}: {e}") from e
-        missing = [k for k in _NPZ_KEYS if k not in arrays]
+    def load(cls, path: str | os.PathLike, max_frames: int = MAX_FRAMES,
+             max_abs: float = MAX_ABS_VALUE) -> "MotionClip":
+        """Read a clip written by :meth:`save`. Any problem (truncated or corrupt archive, a
+        missing key, a wrong shape or dtype, a value non-finite or beyond ``max_abs``, more than
+        ``max_frames`` frames or ``MAX_JOINTS`` joints, a frame longer than ``MAX_FRAME_DURATION``)
+        raises :class:`~mimicgym.errors.MotionFileError` naming the file and the key."""
+        source = f"motion clip {os.fspath(path)!r}"
+        arrays = read_npz(path, MotionFileError, "motion clip")
+        missing = [k for k in _NPZ_SPEC if k not in arrays]
         if missing:
-            raise ValueError(f"motion clip {os.fspath(path)!r} lacks keys {missing}")
-
-        def scalar(key: str, kind: type) -> Any:
-            a = arrays[key]
-            if a.shape != ():
-                raise ValueError(f"{key!r} must be a scalar, got shape {a.shape}")
-            return kind(a)
-
+            raise MotionFileError(f"{source} lacks keys {missing}")
+        joints = arrays["joint_names"].shape[0] if arrays["joint_names"].ndim == 1 else -1
+        if not 0 < joints <= MAX_JOINTS:
+            raise MotionFileError(f"{source}: 'joint_names' must list 1 to {MAX_JOINTS} joints, "
+                                  f"got shape {arrays['joint_names'].shape}")
+        v = {key: _clip_value(arrays[key], key, spec, joints, source, max_abs)
+             for key, spec in {**_NPZ_SPEC, **_OPTIONAL_SPEC}.items() if key in arrays}
+        if len(v["rotations"]) > max_frames:
+            raise MotionFileError(f"{source}: {len(v['rotations'])} frames, more than max_frames={max_frames}")
+        if not v["fps"] >= 1.0 / MAX_FRAME_DURATION:
+            raise MotionFileError(f"{source}: fps must be a positive frame rate of at least "
+                                  f"{1.0 / MAX_FRAME_DURATION:g} (frames of at most {MAX_FRAME_DURATION} s), "
+                                  f"got {v['fps']}")
         try:
-            J = len(arrays["joint_names"])
-            for key, shape in (("parents", (J,)), ("joint_types", (J,)), ("offsets", (J, 3)),
-                               ("upright", (4,)), ("root_trans", (None, 3)),
-                               ("rotations", (None, J, 4))):
-                a = arrays[key]
-                if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
-                    raise ValueError(f"{key!r} has shape {a.shape}, expected {shape} "
-                                     f"(None: any) for {J} joints")
-                if a.dtype.kind == "f" and not np.isfinite(a).all():
-                    raise ValueError(f"{key!r} has non-finite values")
-            check_unit_quats(arrays["rotations"], "'rotations'")
-            skeleton = Skeleton(scalar("skeleton_name", str), tuple(str(n) for n in arrays["joint_names"]),
-                                tuple(int(p) for p in arrays["parents"]), arrays["offsets"],
-                                tuple(str(t) for t in arrays["joint_types"]), arrays["upright"],
-                                scalar("root_height", float))
-            return cls(skeleton, scalar("fps", float), arrays["root_trans"], arrays["rotations"],
-                       scalar("loop", bool), arrays.get("betas"), scalar("name", str))
+            check_unit_quats(v["rotations"], "'rotations'")
+            skeleton = Skeleton(v["skeleton_name"], tuple(v["joint_names"]), tuple(v["parents"]), v["offsets"],
+                                tuple(v["joint_types"]), v["upright"], v["root_height"])
+            return cls(skeleton, v["fps"], v["root_trans"], v["rotations"], v["loop"], v.get("betas"), v["name"])
         except ValueError as e:
-            raise ValueError(f"invalid motion clip {os.fspath(path)!r}: {e}") from e
+            raise MotionFileError(f"invalid {source}: {e}") from e
 
     def __repr__(self) -> str:
         return (f"MotionClip(name={self.name!r}, skeleton={self.skeleton.name!r}, "
                 f"frames={self.num_frames}, fps={self.fps:g}, loop={self.loop})")
+
+
+def _clip_value(a: np.ndarray, key: str, spec: tuple[str, tuple], joints: int, source: str,
+                max_abs: float) -> Any:
+    """One key of a clip file, checked against its spec: a Python scalar for shape (), else
+    an array (real: float64 within ``max_abs``; int; text: a tuple of str)."""
+    kind, shape = spec
+    expected = tuple(joints if s == "J" else s for s in shape)
+    if a.ndim != len(expected) or any(s is not None and s != d for s, d in zip(expected, a.shape)):
+        raise MotionFileError(f"{source}: key {key!r} has shape {a.shape}, expected {shape} "
+                              f"(None: any) for {joints} joints")
+    if a.dtype.kind not in _KINDS[kind]:
+        raise MotionFileError(f"{source}: key {key!r} has dtype {a.dtype}, expected {kind} values")
+    if kind == "real":
+        a = real_array(a, key, source, MotionFileError, max_abs)
+    if kind == "int" and not ((a >= -1) & (a < joints)).all():
+        raise MotionFileError(f"{source}: key {key!r} must hold -1 or joint indices below {joints}")
+    if kind == "text":
+        return str(a) if a.ndim == 0 else tuple(str(x) for x in a)
+    return a.item() if a.ndim == 0 else a

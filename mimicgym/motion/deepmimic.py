@@ -10,6 +10,11 @@ To the project's z-up world: root position (x, y, z) -> (x, -z, y) and +90 degre
 before the root rotation; joint-local quaternions carry over (the skeleton keeps DeepMimic's
 y-up body frame). The shipped clips' quaternions are normalised, as DeepMimic does: several
 are stored with norms from 0.58 to 1.12.
+
+Any problem with a file raises :class:`~mimicgym.errors.MotionFileError` naming the file and the
+frame and value (or the JSON line): frames of more than ``MAX_FRAME_DURATION`` (1 s), more than
+``MAX_FRAMES`` (10**6) frames, numbers beyond ``MAX_ABS_VALUE`` (1e4 m or rad), non-finite
+numbers or non-numbers are refused before anything is allocated for them.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mimicgym.motion.clip import MotionClip
+from mimicgym.errors import MotionFileError
+from mimicgym.motion.clip import MAX_ABS_VALUE, MAX_FRAME_DURATION, MAX_FRAMES, MotionClip
 from mimicgym.motion.rotations import quat_multiply, quat_slerp
 from mimicgym.motion.skeleton import HUMANOID3D_SKELETON
 
@@ -42,34 +48,71 @@ _DURATION_TOL = 1e-6
 _Y_UP_TO_Z_UP = np.array([np.sqrt(0.5), np.sqrt(0.5), 0.0, 0.0])  # +90 degrees about x
 
 
-def _read_frames(path: Path) -> tuple[np.ndarray, bool]:
+def _read_json(path: Path):
+    """The file's JSON; integers read as floats (no 4,300-digit int parsing, no overflow on
+    conversion) and NaN/Infinity as floats, which the frame checks then name."""
     try:
-        data = json.loads(path.read_text())
+        text = path.read_bytes()
     except FileNotFoundError:
-        raise FileNotFoundError(f"DeepMimic motion file not found: {path}") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
+        raise MotionFileError(f"DeepMimic motion file not found: {path}") from None
+    except OSError as e:
+        raise MotionFileError(f"{path}: cannot read ({e})") from e
+    try:
+        return json.loads(text, parse_int=float, parse_constant=float)
+    except RecursionError:
+        raise MotionFileError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as e:  # JSONDecodeError (it names the line), UnicodeDecodeError
+        raise MotionFileError(f"{path}: not valid JSON ({e})") from e
+
+
+def _read_frames(path: Path, max_frames: int, max_frame_duration: float, max_abs: float
+                 ) -> tuple[np.ndarray, bool]:
+    data = _read_json(path)
     if not isinstance(data, dict) or "Frames" not in data:
-        raise ValueError(f"{path}: expected a JSON object with a 'Frames' list")
+        raise MotionFileError(f"{path}: expected a JSON object with a 'Frames' list")
     loop = data.get("Loop", "none")
     if loop not in ("wrap", "none"):
-        raise ValueError(f"{path}: 'Loop' must be 'wrap' or 'none', got {loop!r}")
+        raise MotionFileError(f"{path}: 'Loop' must be 'wrap' or 'none', got {str(loop)[:40]!r}")
     frames = data["Frames"]
-    if not isinstance(frames, list) or len(frames) < 2:
-        raise ValueError(f"{path}: 'Frames' must be a list of at least 2 frames")
+    if not isinstance(frames, list) or not 2 <= len(frames) <= max_frames:
+        count = len(frames) if isinstance(frames, list) else type(frames).__name__
+        raise MotionFileError(f"{path}: 'Frames' must be a list of 2 to max_frames={max_frames} frames, "
+                              f"got {count}")
     for i, frame in enumerate(frames):
         if not isinstance(frame, list) or len(frame) != DEEPMIMIC_FRAME_SIZE:
             count = len(frame) if isinstance(frame, list) else type(frame).__name__
-            raise ValueError(f"{path}: frame {i} has {count} values, expected "
-                             f"{DEEPMIMIC_FRAME_SIZE}")
-    try:
-        arr = np.array(frames, dtype=np.float64)  # (T, 44)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{path}: frames must hold only numbers ({e})") from e
-    if not np.isfinite(arr).all():
-        i, k = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{path}: frame {i} value {k} is not finite")
+            raise MotionFileError(f"{path}: frame {i} has {count} values, expected {DEEPMIMIC_FRAME_SIZE}")
+        if not all(type(v) is float for v in frame):  # numbers parse as floats; bools, text, null do not
+            k = next(k for k, v in enumerate(frame) if type(v) is not float)
+            raise MotionFileError(f"{path}: frame {i} value {k} is {str(frame[k])[:40]!r}, not a number")
+    arr = np.array(frames, dtype=np.float64)  # (T, 44)
+    _check_values(arr, path, max_frame_duration, max_abs)
     return arr, loop == "wrap"
+
+
+def _check_values(arr: np.ndarray, path: Path, max_frame_duration: float, max_abs: float) -> None:
+    """Finite numbers; durations in (0, max_frame_duration] (the last, which DeepMimic ignores,
+    may be 0); every other number within max_abs. Names the first bad frame and value."""
+    durations = arr[:, 0]
+    non_positive = durations <= 0
+    non_positive[-1] = durations[-1] < 0
+    beyond = np.abs(arr) > max_abs
+    beyond[:, 0] = False  # durations have their own bound
+    for bad, problem in ((~np.isfinite(arr), "is not finite"),
+                         (_column0(non_positive, arr.shape), "is a non-positive duration"),
+                         (_column0(durations > max_frame_duration, arr.shape),
+                          f"is a duration beyond max_frame_duration={max_frame_duration:g} s"),
+                         (beyond, f"is beyond |x| <= max_abs={max_abs:g}")):
+        if bad.any():
+            i, k = np.argwhere(bad)[0].tolist()
+            raise MotionFileError(f"{path}: frame {i} value {k} ({float(arr[i, k])!r}) {problem}")
+
+
+def _column0(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A per-frame mask placed on the frames' first value (the duration)."""
+    out = np.zeros(shape, dtype=bool)
+    out[:, 0] = mask
+    return out
 
 
 def _unit(q: np.ndarray, path: Path, joint: str, tol: float) -> np.ndarray:
@@ -77,20 +120,22 @@ def _unit(q: np.ndarray, path: Path, joint: str, tol: float) -> np.ndarray:
     bad = np.abs(norm - 1.0) > tol
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(f"{path}: frame {i}, joint {joint!r}: quaternion norm {norm[i]:.4g} is off "
-                         f"unit length by more than {tol}")
+        raise MotionFileError(f"{path}: frame {i}, joint {joint!r}: quaternion norm {norm[i]:.4g} is off "
+                              f"unit length by more than {tol}")
     return q / norm[:, None]
 
 
-def load_deepmimic(path: str | os.PathLike, quat_norm_tol: float = DEEPMIMIC_QUAT_NORM_TOL
-                   ) -> MotionClip:
+def load_deepmimic(path: str | os.PathLike, quat_norm_tol: float = DEEPMIMIC_QUAT_NORM_TOL,
+                   max_frames: int = MAX_FRAMES, max_frame_duration: float = MAX_FRAME_DURATION,
+                   max_abs: float = MAX_ABS_VALUE) -> MotionClip:
     """Read a DeepMimic humanoid3d motion file as a z-up humanoid3d clip.
 
     Non-uniform frame durations (the roll clip has one doubled frame) are resampled with
-    slerp at the median frame rate; the last frame's duration is ignored, as DeepMimic does.
+    slerp at the median frame rate (to at most ``max_frames`` frames); the last frame's
+    duration is ignored, as DeepMimic does. Bad files raise :class:`~mimicgym.errors.MotionFileError`.
     """
     path = Path(path)
-    arr, loop = _read_frames(path)
+    arr, loop = _read_frames(path, max_frames, max_frame_duration, max_abs)
     sk = HUMANOID3D_SKELETON
     T = arr.shape[0]
     rot = np.zeros((T, sk.num_joints, 4))
@@ -109,23 +154,34 @@ def load_deepmimic(path: str | os.PathLike, quat_norm_tol: float = DEEPMIMIC_QUA
     x, y, z = arr[:, 1], arr[:, 2], arr[:, 3]
     root = np.stack([x, -z, y], axis=-1)
 
-    durations = arr[:-1, 0]
-    if (durations <= 0).any():
-        i = int(np.argmax(durations <= 0))
-        raise ValueError(f"{path}: frame {i} has non-positive duration {durations[i]}")
-    name = path.stem.removeprefix("humanoid3d_")
+    fps, root, rot = _uniform_rate(arr[:-1, 0], root, rot, path, max_frames)
+    try:
+        return MotionClip(sk, fps, root, rot, loop, name=path.stem.removeprefix("humanoid3d_"))
+    except ValueError as e:  # e.g. durations so small that the frame rate overflows
+        raise MotionFileError(f"{path}: {e}") from e
+
+
+def _uniform_rate(durations: np.ndarray, root: np.ndarray, rot: np.ndarray, path: Path, max_frames: int
+                  ) -> tuple[float, np.ndarray, np.ndarray]:
+    """(fps, root, rotations) at one frame rate: as they are if the durations are even, else
+    resampled with slerp at the median frame time (at most ``max_frames`` frames)."""
     if np.ptp(durations) <= _DURATION_TOL:
-        return MotionClip(sk, 1.0 / durations.mean(), root, rot, loop, name=name)
-    # Uneven frame times: build the clip on its own time stamps, then resample uniformly.
+        with np.errstate(over="ignore"):  # an infinite rate is refused by MotionClip, named
+            return 1.0 / durations.mean(), root, rot
     times = np.concatenate([[0.0], np.cumsum(durations)])
     n = int(round(times[-1] / np.median(durations))) + 1
+    if n > max_frames:  # checked before the slerp allocates (n, J, 4)
+        raise MotionFileError(f"{path}: resampling {len(times)} uneven frames at the median frame time "
+                              f"{np.median(durations):.4g} s gives {n} frames, more than max_frames={max_frames}")
     grid = np.linspace(0.0, times[-1], n)
-    i0 = np.clip(np.searchsorted(times, grid, side="right") - 1, 0, T - 2)
-    a = np.clip((grid - times[i0]) / (times[i0 + 1] - times[i0]), 0.0, 1.0)
+    i0 = np.clip(np.searchsorted(times, grid, side="right") - 1, 0, len(times) - 2)
+    span = times[i0 + 1] - times[i0]  # 0 where a duration is below the float spacing of the time
+    a = np.clip(np.divide(grid - times[i0], span, out=np.zeros_like(grid), where=span > 0), 0.0, 1.0)
     q = quat_slerp(torch.from_numpy(rot[i0]), torch.from_numpy(rot[i0 + 1]),
-                   torch.from_numpy(np.repeat(a[:, None], sk.num_joints, 1))).numpy()
+                   torch.from_numpy(np.repeat(a[:, None], rot.shape[1], 1))).numpy()
     r = (1 - a)[:, None] * root[i0] + a[:, None] * root[i0 + 1]
-    return MotionClip(sk, (n - 1) / times[-1], r, q, loop, name=name)
+    with np.errstate(over="ignore"):
+        return (n - 1) / times[-1], r, q
 
 
 def deepmimic_clip_path(name: str) -> Path:

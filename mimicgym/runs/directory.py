@@ -118,8 +118,8 @@ def read_run_record(run_dir: Path) -> dict[str, Any]:
         record = json.loads(path.read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{run_dir}: not a run directory (no {CONFIG_FILE})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: corrupt ({e})") from None
+    except (ValueError, RecursionError) as e:  # bad JSON or UTF-8, a 5,000-digit number, deep nesting
+        raise CheckpointError(f"{path}: corrupt ({type(e).__name__}: {e})") from None
     if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
         raise CheckpointError(f"{path}: no 'config' table; not written by mimicgym train")
     return record
