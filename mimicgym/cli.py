@@ -77,6 +77,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video-every", type=int, help="imitation: an MP4 every n-th evaluation")
     p.add_argument("--checkpoint-freq", type=int, help="steps between checkpoints of the run")
     p.add_argument("--resume", metavar="RUN", help="continue this run directory (or a checkpoint in it)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="convert the run's vecnormalize.pkl (SB3's pickle; it can run code) once to arrays")
     p.add_argument("--no-progress", dest="progress_bar", action="store_false", default=None)
 
 
@@ -98,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wrapper", choices=["onehot", "image"], help="observation wrapper, with --model")
     p.add_argument("--normalize", action="store_true",
                    help="with --model: the vecnormalize.npz beside it (sb3)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="convert a vecnormalize.pkl (SB3's pickle; it can run code) once to arrays")
     p.add_argument("--episodes", type=int)
     p.add_argument("--seed", type=int, help="default: the run's (its training-time evaluation)")
     p = sub.add_parser("render", help="render an imitation run beside its reference: MP4 and PNG")
@@ -231,11 +235,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.resume:
         given = _flag_values(args)
         given.pop("resume", None)
+        if args.trust_pickle:
+            _convert_trusted_pickle(Path(args.resume))
         if args.config or args.set or args.env_kwarg:
             raise ConfigError("--resume continues a run with its own options: no --config, "
                               "--set or --env-kwarg")
         result = runs.resume(args.resume, **given)
     else:
+        if args.trust_pickle:
+            raise ConfigError("--trust-pickle converts a resumed run's vecnormalize.pkl: use it with --resume")
         result = runs.train(config_from_args(args))
     print(f"run directory: {result.run_dir}")
     print(f"model: {result.model_path}")
@@ -246,9 +254,19 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"TensorBoard: tensorboard --logdir {result.run_dir.parent}")
 
 
+def _convert_trusted_pickle(path: Path) -> None:
+    from mimicgym.runs.normalization import convert_pickled_stats
+
+    converted = convert_pickled_stats(path if path.is_dir() else path.parent)
+    if converted is not None:
+        print(f"--trust-pickle: read {converted.with_suffix('.pkl')} once and wrote its statistics to {converted}")
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from mimicgym import runs
 
+    if args.trust_pickle and (args.run or args.model):
+        _convert_trusted_pickle(args.run or args.model)
     if args.run is not None:
         result = runs.evaluate_run(args.run, args.episodes, args.seed, progress_bar=True)
         cfg = runs.run_config(args.run)

@@ -88,3 +88,30 @@ def test_a_pickled_vecnormalize_is_never_read(trained, tmp_path, capsys):
     assert "vecnormalize.pkl" in capsys.readouterr().err
     assert main(["eval", str(run)]) == 2
     assert not marker.exists()
+    assert "--trust-pickle" in capsys.readouterr().err
+
+
+def test_trust_pickle_converts_sb3_statistics_once(trained, tmp_path, capsys):
+    """A genuine SB3 ``vecnormalize.pkl`` is read only with --trust-pickle, once: the arrays
+    written from it equal the statistics the run saved, and eval then reads the arrays."""
+    import numpy as np
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from mimicgym.runs.normalization import load_vec_normalize
+
+    run = _copy(trained, tmp_path)
+    venv = DummyVecEnv([lambda: __import__("gymnasium").make("CartPole-v1")])
+    original = load_vec_normalize(run / "vecnormalize.npz", venv)
+    original.save(str(run / "vecnormalize.pkl"))  # SB3's own pickle format
+    (run / "vecnormalize.npz").unlink()
+    assert main(["eval", str(run), "--episodes", "1"]) == 2  # refused without the flag
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "1", "--trust-pickle"]) == 0
+    assert "--trust-pickle: read" in capsys.readouterr().out
+    converted = load_vec_normalize(run / "vecnormalize.npz", venv)
+    np.testing.assert_array_equal(converted.obs_rms.mean, original.obs_rms.mean)
+    np.testing.assert_array_equal(converted.obs_rms.var, original.obs_rms.var)
+    assert converted.ret_rms.count == original.ret_rms.count
+    (run / "vecnormalize.pkl").write_bytes(b"not a pickle any more")  # never read again: arrays exist
+    assert main(["eval", str(run), "--episodes", "1", "--trust-pickle"]) == 0
+    assert main(["train", "--env", "CartPole-v1", "--agent", "sb3:PPO", "--trust-pickle"]) == 2
