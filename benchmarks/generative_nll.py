@@ -54,8 +54,8 @@ SPECS: dict[tuple[str, str], dict[str, Any]] = {
     ("digits", "RBM"): {"train": {"epochs": 200, "lr": 3e-2, "patience": 30}},
     ("digits", "VAE"): {"train": {"epochs": 300, "lr": 1e-3, "patience": 30}, "iwae_k": 1000},
     ("digits", "VQVAE"): {"train": {"epochs": 200, "lr": 1e-3}, "prior_epochs": 100},
-    ("markov", "WaveNet"): {"train": {"epochs": 20, "lr": 1e-3, "batch_size": 64}},
-    ("markov", "CausalTransformer"): {"train": {"epochs": 20, "lr": 1e-3, "batch_size": 64}},
+    ("markov", "WaveNet"): {"train": {"epochs": 12, "lr": 1e-3, "batch_size": 64, "patience": 3}},
+    ("markov", "CausalTransformer"): {"train": {"epochs": 20, "lr": 1e-3, "batch_size": 64, "patience": 3}},
 }
 QUICK_EPOCHS = 3
 TARGETS = ("NADE, MADE, PixelCNN and VAE below bernoulli_mixture; NADE and MADE below FVSBN; "
@@ -194,6 +194,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="model names (references always run)")
     parser.add_argument("--workers", type=int, default=2, help="models trained in parallel, one thread each")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON path (a .md table is written beside it)")
+    parser.add_argument("--merge", type=Path, help="an earlier result JSON whose models this run adds to (or replaces)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -205,10 +206,7 @@ def main() -> None:
                                          "note": "exact H(X_1..X_T)/T"}
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = [pool.submit(run_model, d, m, args.quick) for d, m in jobs]
-        if not args.only or "BetaVAE" in args.only:
-            shapes = pool.submit(shapes_mig, args.quick) if _has_disentanglement() else None
-        else:
-            shapes = None
+        shapes = pool.submit(shapes_mig, args.quick) if not args.only or "BetaVAE" in args.only else None
         for future in futures:
             data_set, name, row = future.result()
             results[data_set][name] = row
@@ -216,6 +214,11 @@ def main() -> None:
                   flush=True)
         if shapes is not None:
             results["shapes"] = shapes.result()
+    if args.merge:  # earlier models, with this run's references (recomputed identically: seeded)
+        earlier = json.loads(args.merge.read_text())
+        for data_set, rows in earlier.items():
+            if data_set != "meta":
+                results[data_set] = {**rows, **results.get(data_set, {})}
     table = markdown(results)
     failures = [] if args.quick else check_targets(results)
     print("\n" + table + "\n")
@@ -232,14 +235,6 @@ def main() -> None:
     with atomic_write(args.out.with_suffix(".md"), "w") as f:
         f.write(table + "\n")
     print(f"wrote {args.out} and {args.out.with_suffix('.md')} in {time.perf_counter() - start:.0f} s")
-
-
-def _has_disentanglement() -> bool:
-    try:
-        from mimicgym.generative.disentanglement import beta_vae_study  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ def add_gen_parser(sub: argparse._SubParsersAction, parse_assignments) -> None:
     p.add_argument("--device", help="auto | cpu | cuda")
     p.add_argument("--threads", type=int)
     p.add_argument("--sample-every", type=int, help="epochs between sample grids (0: only at the end)")
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"], help="learning-rate schedule (default constant)")
     p.add_argument("--prior-epochs", type=int, help="VQ-VAE: epochs of the prior over its codes (default 100)")
     p.add_argument("--resume", metavar="RUN", help="continue this run directory")
     p.add_argument("--no-progress", dest="progress_bar", action="store_false", default=None)
@@ -64,7 +65,8 @@ def cmd_gen(args: argparse.Namespace) -> None:
         return
     flags = {name: getattr(args, name) for name in ("data", "epochs", "batch_size", "lr", "patience",
                                                     "max_grad_norm", "seed", "logdir", "run_name", "device",
-                                                    "threads", "sample_every", "prior_epochs", "progress_bar")}
+                                                    "threads", "sample_every", "prior_epochs", "lr_schedule",
+                                                    "progress_bar")}
     flags = {k: v for k, v in flags.items() if v is not None}
     if args.resume:
         if args.model or args.set:

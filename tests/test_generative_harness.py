@@ -131,3 +131,15 @@ def test_motion_data_holds_out_whole_motions():
     train_rows = {tuple(row) for row in data.train.tolist()}
     assert not any(tuple(row) in train_rows for row in data.test.tolist())
     assert int(data.train.min()) >= 0 and int(data.train.max()) < MOTION_LEVELS
+
+
+def test_cosine_schedule_anneals_by_epoch():
+    model = FactorizedBernoulli((1, 8, 8))
+    trainer = Trainer(model, digits("train", binarize=False)[:64], epochs=4, lr=0.1, lr_schedule="cosine")
+    rates = []
+    while not trainer.stop:
+        trainer.run_epoch()
+        rates.append(trainer.optimizer.param_groups[0]["lr"])
+    assert rates == pytest.approx([0.1, 0.1 * (1 + 2**-0.5) / 2, 0.05, 0.1 * (1 - 2**-0.5) / 2])
+    with pytest.raises(ConfigError, match="lr_schedule.*'linear'"):
+        Trainer(model, digits("train", binarize=False)[:64], lr_schedule="linear")

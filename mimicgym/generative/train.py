@@ -20,7 +20,7 @@ import torch
 
 from mimicgym.generative.base import GenerativeModel
 from mimicgym.generative.data import binarize_images
-from mimicgym.utils.checks import check_positive, check_positive_int
+from mimicgym.utils.checks import check_choice, check_positive, check_positive_int
 from mimicgym.utils.progress import ProgressBar
 from mimicgym.utils.torch_utils import check_finite
 
@@ -33,6 +33,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float | None = None  # clip the global gradient norm; None: no clipping
     patience: int | None = None  # early stop after this many epochs without a better validation NLL
+    lr_schedule: str = "constant"  # constant | cosine (annealed to 0 over `epochs`, set per epoch)
     seed: int = 0
 
     def __post_init__(self):
@@ -40,6 +41,7 @@ class TrainConfig:
         check_positive_int("batch_size", self.batch_size)
         check_positive("lr", self.lr)
         check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        check_choice("lr_schedule", self.lr_schedule, ("constant", "cosine"))
         if self.max_grad_norm is not None:
             check_positive("max_grad_norm", self.max_grad_norm)
         if self.patience is not None:
@@ -88,8 +90,16 @@ class Trainer:
         return self.epoch >= self.config.epochs or (
             patience is not None and self.epochs_without_improvement >= patience)
 
+    def learning_rate(self) -> float:
+        """The step size of the coming epoch: a function of the epoch alone, so resume is exact."""
+        if self.config.lr_schedule == "cosine":
+            return self.config.lr * 0.5 * (1 + math.cos(math.pi * self.epoch / self.config.epochs))
+        return self.config.lr
+
     def run_epoch(self) -> EpochResult:
         start = time.perf_counter()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate()
         self.model.train()
         data = self.train_data
         if self.dynamic_binarization:

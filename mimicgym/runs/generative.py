@@ -55,6 +55,7 @@ class GenConfig:
     epochs: int = 50  # passes over the training set
     batch_size: int = 64
     lr: float = 1e-3  # Adam step size
+    lr_schedule: str = "constant"  # constant | cosine (annealed to 0 over the epochs)
     patience: int | None = None  # stop after this many epochs without a better validation NLL
     max_grad_norm: float | None = None  # clip the global gradient norm
     seed: int = 0  # model initialisation, shuffling, binarisation, sampling
@@ -80,7 +81,8 @@ class GenConfig:
         self.train_config()  # epochs, batch size, lr... checked now, not after the directory exists
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_schedule=self.lr_schedule,
+                           patience=self.patience,
                            max_grad_norm=self.max_grad_norm, seed=self.seed)
 
     def default_run_name(self) -> str:
