@@ -130,6 +130,11 @@ class GenerativeModel(nn.Module):
         return f"data_shape={self.data_shape}" + (f", {fields}" if fields else "")
 
 
+def categorical_log_prob(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """sum_d log softmax(logits[b, d])[tokens[b, d]] per example (B,): logits (B, ..., V), tokens (B, ...)."""
+    return logits.log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).flatten(1).sum(1)
+
+
 def _check_shape(data_shape) -> tuple[int, ...]:
     shape = (data_shape,) if isinstance(data_shape, int) else data_shape
     try:

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mimicgym.errors import ConfigError
-from mimicgym.generative.base import GenerativeModel
+from mimicgym.generative.base import GenerativeModel, categorical_log_prob
 from mimicgym.utils.checks import check_positive_int
 
 
@@ -136,8 +136,7 @@ class WaveNet(GenerativeModel):
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         x = self.check_input(x)
-        log_p = self._logits_from_embedded(self.embedding(x)).log_softmax(-1)  # (B, T, V)
-        return log_p.gather(-1, x.unsqueeze(-1)).squeeze(-1).sum(1)
+        return categorical_log_prob(self._logits_from_embedded(self.embedding(x)), x)
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         return -self.log_prob(x).mean()
