@@ -2,7 +2,7 @@
 
 Examples:
   mimicgym gen train MADE --data digits --epochs 100
-  mimicgym gen train PixelCNN --data digits --set hidden_channels=64 --patience 10
+  mimicgym gen train PixelCNN --epochs 200 --batch-size 32 --lr-schedule cosine --set channels=32
   mimicgym gen train CausalTransformer --data markov --epochs 20
   mimicgym gen train WaveNet --data motion --epochs 30
   mimicgym gen train --resume runs/gen_MADE_digits_s0 --epochs 200
