@@ -77,3 +77,61 @@ def test_fitting_refuses_non_finite_keypoints_and_confidence(body_model):
     confidence[0, 3] = np.inf
     with pytest.raises(ValueError, match=r"confidence\[0, 3\] is inf"):
         fit_to_keypoints(body_model, joints3d=torch.zeros(1, 24, 3), confidence=confidence)
+
+
+class _NaNAfter:
+    """CartPole whose 30th step returns a NaN observation (or reward): a broken env or sensor."""
+
+    def __new__(cls, what: str):
+        import gymnasium as gym
+
+        class Broken(gym.Wrapper):
+            steps = 0
+
+            def step(self, action):
+                obs, reward, terminated, truncated, info = self.env.step(action)
+                Broken.steps += 1
+                if Broken.steps == 30:
+                    if what == "observation":
+                        obs = obs.copy()
+                        obs[1] = np.nan
+                    else:
+                        reward = float("inf")
+                return obs, reward, terminated, truncated, info
+
+        return Broken(gym.make("CartPole-v1"))
+
+
+def _a2c(env):
+    import gymnasium as gym
+
+    return agents.A2C(gym.vector.SyncVectorEnv([lambda: env]), seed=0, n_envs=1)
+
+
+def _dqn(env):
+    return agents.DQN(env, seed=0, net_arch=(8,), learning_starts=10)
+
+
+def _reinforce(env):
+    return agents.Reinforce(env, seed=0)
+
+
+# The 30th env step is the bad one; A2C's count of timesteps includes its first reset, and its
+# observations and rewards have a leading env axis.
+@pytest.mark.parametrize("make, what, match", [
+    (_dqn, "observation", r"timestep 30: observation\[1\] is nan"),
+    (_dqn, "reward", r"timestep 30: reward\[\] is inf"),
+    (_reinforce, "observation", r"timestep 30: observation\[1\] is nan"),
+    (_reinforce, "reward", r"timestep 30: reward\[\] is inf"),
+    (_a2c, "observation", r"timestep 31: observation\[0, 1\] is nan"),
+    (_a2c, "reward", r"timestep 31: reward\[0\] is inf"),
+])
+def test_learn_stops_at_a_non_finite_env_step_naming_it(make, what, match):
+    with pytest.raises(ValueError, match="env.step at " + match):
+        make(_NaNAfter(what)).learn(200)
+    quiet = make(_NaNAfter(what))
+    quiet.check_finite_inputs = False  # the documented switch
+    try:
+        quiet.learn(60)
+    except FloatingPointError:  # the NaN reaches a loss instead, named by step
+        pass

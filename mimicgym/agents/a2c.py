@@ -41,7 +41,7 @@ from mimicgym.agents.policies import (
 from mimicgym.agents.returns import explained_variance, gae, nstep_returns
 from mimicgym.agents.torch_agent import PolicyAgent
 from mimicgym.errors import ConfigError
-from mimicgym.utils.checks import check_positive, check_positive_int, check_probability
+from mimicgym.utils.checks import check_env_step, check_positive, check_positive_int, check_probability
 from mimicgym.utils.torch_utils import check_finite, derive_seed
 
 
@@ -200,6 +200,8 @@ class A2C(PolicyAgent):
             env_actions = actions_to_env(actions, self.action_space)
             replay.before_step(env, self._last_done)
             next_obs, rewards, terminated, truncated, info = env.step(env_actions)
+            if self.check_finite_inputs:
+                check_env_step(next_obs, rewards, self.num_timesteps + cfg.n_envs)
             replay.after_step(env_actions, ~self._last_done)
             self._actions[t] = actions.cpu().numpy().reshape(self._actions[t].shape)
             self._rewards[t] = rewards

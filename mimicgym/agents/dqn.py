@@ -36,6 +36,7 @@ from mimicgym.agents.torch_agent import TorchAgent
 from mimicgym.errors import ConfigError
 from mimicgym.utils.checks import (
     check_choice,
+    check_env_step,
     check_finite_input,
     check_number,
     check_positive,
@@ -212,6 +213,8 @@ class DQN(TorchAgent):
                     action = int(self._greedy(np.asarray(obs)[None])[0])
                 self._replay.actions.append(action)
                 next_obs, reward, terminated, truncated, info = env.step(action)
+                if self.check_finite_inputs:
+                    check_env_step(next_obs, reward, self.num_timesteps + 1)
                 self.replay_buffer.add(obs, action, reward, next_obs, terminated)
                 self._episode_return += float(reward)
                 obs = next_obs

@@ -34,7 +34,7 @@ from mimicgym.agents.policies import (
 )
 from mimicgym.agents.returns import discounted_returns, explained_variance
 from mimicgym.agents.torch_agent import PolicyAgent
-from mimicgym.utils.checks import check_positive_int
+from mimicgym.utils.checks import check_env_step, check_positive_int
 from mimicgym.utils.torch_utils import check_finite, derive_seed
 
 
@@ -142,6 +142,8 @@ class Reinforce(PolicyAgent):
             env_action = actions_to_env(action, self.action_space)[0]
             self._replay.actions.append(env_action)
             obs, reward, terminated, truncated, info = self.env.step(env_action)
+            if self.check_finite_inputs:
+                check_env_step(obs, reward, self.num_timesteps + 1)
             observations.append(obs)
             actions.append(action[0])
             rewards.append(float(reward))

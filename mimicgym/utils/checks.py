@@ -46,3 +46,10 @@ def check_finite_input(name: str, array: np.ndarray) -> None:
         where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
         raise ValueError(f"{name}{list(where)} is {array[where]}: a non-finite input "
                          f"(switch the check off with agent.check_finite_inputs = False)")
+
+
+def check_env_step(observation, reward, timestep: int) -> None:
+    """A ``ValueError`` if an env step returned a NaN or inf observation or reward, naming the
+    timestep and the first bad entry: a training loop stops there instead of learning from it."""
+    check_finite_input(f"env.step at timestep {timestep}: observation", np.asarray(observation))
+    check_finite_input(f"env.step at timestep {timestep}: reward", np.asarray(reward, dtype=np.float64))
