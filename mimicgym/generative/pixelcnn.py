@@ -139,9 +139,9 @@ class ResidualBlock(nn.Module):
 class GatedLayer(nn.Module):
     """One layer of the gated PixelCNN's two stacks (v: rows above; h: the row to the left).
 
-    v' = gate(V * v + b), h' = h + W_1x1 dropout(gate(H * h + W_link (V * v) + b)), b the layer's
-    :class:`LayerBias`. In the first layer (``first=True``) the image feeds both stacks, its
-    masks are "A" and h has no residual.
+    v' = gate(V * v + b), h' = h + W_1x1 dropout(gate(H * h + W_link (V * v) + b)), with b the
+    layer's :class:`LayerBias`. In the first layer (``first=True``) the image feeds both
+    stacks, the masks are "A" and h has no residual.
     """
 
     def __init__(self, in_channels: int, channels: int, kernel_size: int, groups: int, bias: LayerBias,
@@ -172,8 +172,8 @@ class GatedLayer(nn.Module):
 @dataclasses.dataclass
 class PixelCNNConfig:
     levels: int = 2  # values per sub-pixel: 2 is binary data (Bernoulli logits), more are categorical
-    channels: int = 64  # hidden channels, divisible by the image's channels C
-    layers: int = 8  # residual blocks (gated=False) or gated layers after the first
+    channels: int = 32  # hidden channels, divisible by the image's channels C
+    layers: int = 4  # residual blocks (gated=False) or gated layers after the first
     kernel_size: int = 3
     first_kernel_size: int = 7  # the mask-"A" layer
     gated: bool = True

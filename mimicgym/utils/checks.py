@@ -51,5 +51,8 @@ def check_finite_input(name: str, array: np.ndarray) -> None:
 def check_env_step(observation, reward, timestep: int) -> None:
     """A ``ValueError`` if an env step returned a NaN or inf observation or reward, naming the
     timestep and the first bad entry: a training loop stops there instead of learning from it."""
-    check_finite_input(f"env.step at timestep {timestep}: observation", np.asarray(observation))
-    check_finite_input(f"env.step at timestep {timestep}: reward", np.asarray(reward, dtype=np.float64))
+    observation, reward = np.asarray(observation), np.asarray(reward, dtype=np.float64)
+    if np.isfinite(reward).all() and (observation.dtype.kind != "f" or np.isfinite(observation).all()):
+        return  # the common case: one pass each, no message built
+    check_finite_input(f"env.step at timestep {timestep}: observation", observation)
+    check_finite_input(f"env.step at timestep {timestep}: reward", reward)
