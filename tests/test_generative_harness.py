@@ -143,3 +143,14 @@ def test_cosine_schedule_anneals_by_epoch():
     assert rates == pytest.approx([0.1, 0.1 * (1 + 2**-0.5) / 2, 0.05, 0.1 * (1 - 2**-0.5) / 2])
     with pytest.raises(ConfigError, match="lr_schedule.*'linear'"):
         Trainer(model, digits("train", binarize=False)[:64], lr_schedule="linear")
+
+
+def test_vae_run_writes_traversals_and_interpolations(tmp_path):
+    import imageio.v3 as iio
+
+    result = train_generative(_config(tmp_path, model="VAE", epochs=1, lr=1e-3, hyperparameters={"latent_dim": 4}))
+    traversals = iio.imread(result.run_dir / "traversals.png")
+    interpolations = iio.imread(result.run_dir / "interpolations.png")
+    # 4 latents x 9 values and 8 pairs x 9 steps of 8x8 images, 1-pixel padding, 4x scale.
+    assert traversals.shape[:2] == (4 * (4 * 9 + 1), 4 * (9 * 9 + 1))
+    assert interpolations.shape[:2] == (4 * (8 * 9 + 1), 4 * (9 * 9 + 1))

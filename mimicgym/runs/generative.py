@@ -248,7 +248,24 @@ def _finish(run_dir: Path, model: GenerativeModel, data: DataSplits) -> dict[str
     evaluation = _eval_record(model, data, evaluate_model(model, data.test))
     write_json(run_dir / EVAL, evaluation)
     _write_samples(model, run_dir / "samples.png")
+    _write_latent_pictures(model, data.test, run_dir)
     return evaluation
+
+
+@torch.no_grad()
+def _write_latent_pictures(model: GenerativeModel, test: torch.Tensor, run_dir: Path) -> None:
+    """For image VAEs: ``traversals.png`` (row d: latent d of the first test image swept over
+    [-3, 3], the others at its mean code) and ``interpolations.png`` (rows: the decoded line
+    between the codes of test images 2k and 2k + 1)."""
+    if not (hasattr(model, "traverse") and len(model.data_shape) == 3):
+        return
+    model.eval()
+    values = torch.linspace(-3, 3, 9)
+    x = test[:1].float()
+    rows = [model.traverse(x, d, values) for d in range(min(model.config.latent_dim, 16))]
+    save_image_grid(run_dir / "traversals.png", torch.cat(rows), nrow=len(values))
+    pairs = test[:16].float()
+    save_image_grid(run_dir / "interpolations.png", model.interpolate(pairs[0::2], pairs[1::2], steps=9), nrow=9)
 
 
 @torch.no_grad()
