@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from mimicgym.errors import MotionFileError
-from mimicgym.motion.clip import MAX_FRAME_DURATION, MAX_FRAMES, MAX_JOINTS, MotionClip
+from mimicgym.motion.clip import MAX_FRAME_DURATION, MAX_FRAMES, MAX_JOINTS, MotionClip, read_motion_file
 from mimicgym.motion.rotations import (
     axis_angle_to_matrix,
     euler_to_matrix,
@@ -61,12 +61,7 @@ class _Joint:
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise MotionFileError(f"BVH file not found: {path}") from None
-    except OSError as e:
-        raise MotionFileError(f"{path}: cannot read ({e})") from e
+    data = read_motion_file(path, "BVH")
     try:
         return data.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError as e:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,16 @@ _NPZ_SPEC = {
 }
 _OPTIONAL_SPEC = {"betas": ("real", (None,))}
 _KINDS = {"real": "iuf", "int": "iu", "bool": "b", "text": "U"}
+
+
+def read_motion_file(path: Path, kind: str) -> bytes:
+    """The bytes of a motion file, or a :class:`MotionFileError` naming it (``kind``: "BVH"...)."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise MotionFileError(f"{kind} file not found: {path}") from None
+    except OSError as e:
+        raise MotionFileError(f"{path}: cannot read ({e})") from e
 
 
 def _t(a: np.ndarray) -> torch.Tensor:

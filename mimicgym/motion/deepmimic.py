@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from mimicgym.errors import MotionFileError
-from mimicgym.motion.clip import MAX_ABS_VALUE, MAX_FRAME_DURATION, MAX_FRAMES, MotionClip
+from mimicgym.motion.clip import MAX_ABS_VALUE, MAX_FRAME_DURATION, MAX_FRAMES, MotionClip, read_motion_file
 from mimicgym.motion.rotations import quat_multiply, quat_slerp
 from mimicgym.motion.skeleton import HUMANOID3D_SKELETON
 
@@ -51,12 +51,7 @@ _Y_UP_TO_Z_UP = np.array([np.sqrt(0.5), np.sqrt(0.5), 0.0, 0.0])  # +90 degrees 
 def _read_json(path: Path):
     """The file's JSON; integers read as floats (no 4,300-digit int parsing, no overflow on
     conversion) and NaN/Infinity as floats, which the frame checks then name."""
-    try:
-        text = path.read_bytes()
-    except FileNotFoundError:
-        raise MotionFileError(f"DeepMimic motion file not found: {path}") from None
-    except OSError as e:
-        raise MotionFileError(f"{path}: cannot read ({e})") from e
+    text = read_motion_file(path, "DeepMimic motion")
     try:
         return json.loads(text, parse_int=float, parse_constant=float)
     except RecursionError:
