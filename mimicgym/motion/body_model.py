@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from mimicgym.motion.model_io import load_model_file, validate_model_arrays
 from mimicgym.motion.rotations import axis_angle_to_matrix
-from mimicgym.utils.torch_utils import check_finite_tensor
+from mimicgym.utils.torch_utils import check_finite_tensors
 
 __all__ = [
     "SMPL_JOINT_NAMES", "SMPL_PARENTS", "DEFAULT_MODEL_PATH", "BodyModel", "BodyModelOutput",
@@ -386,10 +386,8 @@ class BodyModel(nn.Module):
             if transl.ndim != 2 or transl.shape[1] != 3:
                 raise ValueError(f"transl must have shape (B, 3), got {tuple(transl.shape)}")
         if self.check_finite_inputs:
-            for name, value in (("betas", betas), ("body_pose", body_R), ("global_orient", root_R),
-                                ("transl", transl)):
-                if value is not None:
-                    check_finite_tensor(name, value, " (switch the check off with model.check_finite_inputs = False)")
+            check_finite_tensors({"betas": betas, "body_pose": body_R, "global_orient": root_R, "transl": transl},
+                                 " (switch the check off with model.check_finite_inputs = False)")
         B = self._batch_size(betas=betas, body_pose=body_R, global_orient=root_R, transl=transl)
         if betas is None:
             betas = torch.zeros(B, K, dtype=dtype, device=device)

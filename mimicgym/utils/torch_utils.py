@@ -117,6 +117,21 @@ def check_finite_tensor(name: str, tensor: torch.Tensor, switch: str = "") -> No
         raise ValueError(f"{name}{list(where)} is {tensor[where].item()}: a non-finite input{switch}")
 
 
+def check_finite_tensors(tensors: dict[str, torch.Tensor | None], switch: str = "") -> None:
+    """:func:`check_finite_tensor` for several floating tensors of one dtype and device at
+    once: one pass over all of them (about 11 us for a body model's four arguments), names
+    only when one is bad."""
+    present = {name: t for name, t in tensors.items() if t is not None}
+    if not present:
+        return
+    joined = torch.cat([t.reshape(-1) for t in present.values()])
+    if joined.device.type != "cpu":
+        torch._assert_async(joined.isfinite().all(), f"{', '.join(present)}: NaN or inf{switch}")
+    elif not bool(joined.isfinite().all()):
+        for name, t in present.items():
+            check_finite_tensor(name, t, switch)
+
+
 def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     """``nn.utils.clip_grad_norm_`` for one device and dtype, without its per-call grouping.
 
