@@ -25,7 +25,7 @@ from mimicgym.agents.callbacks import MaybeCallback, SingleEnvView, as_callback
 from mimicgym.agents.logging import EpisodeStats, Logger
 from mimicgym.errors import CheckpointError, ConfigError
 from mimicgym.utils.checks import check_positive_int
-from mimicgym.utils.io import atomic_save_npz, payload_checksum
+from mimicgym.utils.io import atomic_save_npz, payload_checksum, verify_checksum
 from mimicgym.utils.progress import ProgressBar
 from mimicgym.utils.seeding import make_rng
 from mimicgym.utils.signals import InterruptFlag, interrupt_requests
@@ -333,10 +333,7 @@ class TabularAgent(Agent):
             raise CheckpointError(f"{path}: missing '__meta__' entry; not a mimicgym agent file")
         if "__checksum__" in contents:
             recorded = str(contents.pop("__checksum__"))
-            actual = payload_checksum({k: contents[k] for k in sorted(contents)})
-            if recorded != actual:
-                raise CheckpointError(f"{path}: checksum mismatch: the file records {recorded!r}, its "
-                                      f"entries hash to {actual!r}; the file is corrupt (a flipped bit?)")
+            verify_checksum(path, recorded, {k: contents[k] for k in sorted(contents)})
         try:
             meta = json.loads(str(contents.pop("__meta__")))
         except json.JSONDecodeError as e:

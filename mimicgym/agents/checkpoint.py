@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from mimicgym.errors import CheckpointError
-from mimicgym.utils.io import atomic_write, payload_checksum
+from mimicgym.utils.io import atomic_write, payload_checksum, verify_checksum
 
 FORMAT = "mimicgym-torch-checkpoint/2"
 FORMAT_V1 = "mimicgym-torch-checkpoint/1"  # no checksum
@@ -91,13 +91,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device | None = 
         raise CheckpointError(f"{path}: checkpoint format {found!r}, expected {FORMAT!r}")
     if payload["format"] == FORMAT:
         recorded = payload.pop("checksum", None)
-        try:
-            actual = payload_checksum(payload)
-        except TypeError as e:  # a type the writer never stores: the pickle was altered
-            actual = f"unreadable ({e})"
-        if recorded != actual:
-            raise CheckpointError(f"{path}: checksum mismatch: the file records {recorded!r}, its "
-                                  f"payload hashes to {actual!r}; the file is corrupt (a flipped bit?)")
+        verify_checksum(path, recorded, payload)
         payload["checksum"] = recorded
     if expected_class is not None and payload.get("class") != expected_class:
         raise CheckpointError(f"{path} holds a {payload.get('class')!r} checkpoint, "

@@ -17,6 +17,8 @@ from typing import IO, Any, Iterator
 
 import numpy as np
 
+from mimicgym.errors import CheckpointError
+
 # Temporary files are ``.<target>.mimicgym-tmp.<random>.tmp``: named so that a later process can
 # tell them from anyone else's files. Older ones (``.<target>.<8 random>.tmp``) are recognised too.
 TEMP_TAG = "mimicgym-tmp"
@@ -92,6 +94,17 @@ def payload_checksum(value: Any) -> str:
     digest = hashlib.sha256()
     _feed(digest, value)
     return CHECKSUM_PREFIX + digest.hexdigest()
+
+
+def verify_checksum(path: str | os.PathLike, recorded: str | None, value: Any) -> None:
+    """A :class:`CheckpointError` naming ``path`` unless ``value`` hashes to ``recorded``."""
+    try:
+        actual = payload_checksum(value)
+    except TypeError as e:  # a type the writer never stores: the file was altered
+        actual = f"unreadable ({e})"
+    if recorded != actual:
+        raise CheckpointError(f"{path}: checksum mismatch: the file records {recorded!r}, its "
+                              f"contents hash to {actual!r}; the file is corrupt (a flipped bit?)")
 
 
 def _feed(digest, value: Any) -> None:
