@@ -218,9 +218,6 @@ class CausalTransformer(GenerativeModel):
         x = self.check_input(x)
         return categorical_log_prob(self._logits(x), x)
 
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        return -self.log_prob(x).mean()
-
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n sequences (n, T), long: x_t ~ p(x_t | x_<t) for t = 0..T-1, one pass each."""

@@ -59,9 +59,6 @@ class BinaryAutoregressive(GenerativeModel):
         x = self.check_input(x).flatten(1)
         return bernoulli_log_prob(self._flat_logits(x), x)
 
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        return -self.log_prob(x).mean()
-
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Ancestral sampling in D passes of ``_flat_logits``, vectorised over the n samples."""

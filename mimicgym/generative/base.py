@@ -68,8 +68,10 @@ class GenerativeModel(nn.Module):
         """Create the model's submodules (called once, under the model's seed)."""
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
-        """The training objective for a batch ``x`` (B, *data_shape): a scalar, mean per example."""
-        raise NotImplementedError
+        """The training objective for a batch ``x`` (B, *data_shape): a scalar, mean per example.
+        By default maximum likelihood, the mean of -``log_prob``; models trained otherwise
+        (contrastive divergence, ELBO, reconstruction) override it."""
+        return -self.log_prob(x).mean()
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log-likelihood in nats per example, shape (B,)."""

@@ -29,9 +29,6 @@ class FactorizedBernoulli(GenerativeModel):
         logits = self.logits.expand_as(x)
         return -nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
 
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        return -self.log_prob(x).mean()
-
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         probs = torch.sigmoid(self.logits).expand(n, *self.data_shape)
@@ -71,9 +68,6 @@ class BernoulliMixture(GenerativeModel):
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         x = self.check_input(x)
         return torch.logsumexp(self._component_log_likelihood(x) + self.log_weights, dim=1)
-
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        return -self.log_prob(x).mean()
 
     @torch.no_grad()
     def fit_em(self, x: torch.Tensor, iterations: int = 100) -> list[float]:

@@ -138,9 +138,6 @@ class WaveNet(GenerativeModel):
         x = self.check_input(x)
         return categorical_log_prob(self._logits_from_embedded(self.embedding(x)), x)
 
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        return -self.log_prob(x).mean()
-
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n sequences (n, T), long, drawn left to right: T passes over the growing prefix."""
