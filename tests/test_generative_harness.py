@@ -82,7 +82,7 @@ def test_nan_loss_stops_naming_the_step():
     trainer = Trainer(model, digits("train", binarize=False)[:128], epochs=1, batch_size=32)
     with torch.no_grad():
         model.logits[0, 0, 0] = float("nan")
-    with pytest.raises(FloatingPointError, match=r"loss \(epoch 1, step.*at step 0"):
+    with pytest.raises(FloatingPointError, match=r"loss \(epoch 1, step 0\)"):
         trainer.run_epoch()
 
 
@@ -139,7 +139,7 @@ def test_cosine_schedule_anneals_by_epoch():
     rates = []
     while not trainer.stop:
         trainer.run_epoch()
-        rates.append(trainer.optimizer.param_groups[0]["lr"])
+        rates.append(trainer.optimizers["model"].param_groups[0]["lr"])
     assert rates == pytest.approx([0.1, 0.1 * (1 + 2**-0.5) / 2, 0.05, 0.1 * (1 - 2**-0.5) / 2])
     with pytest.raises(ConfigError, match="lr_schedule.*'linear'"):
         Trainer(model, digits("train", binarize=False)[:64], lr_schedule="linear")

@@ -95,6 +95,7 @@ class Autoencoder(GenerativeModel):
     Config = AutoencoderConfig
     support = "real"
     has_likelihood = False
+    validation_metric = "reconstruction_error"
 
     def build(self) -> None:
         c = self.config

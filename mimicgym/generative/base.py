@@ -10,6 +10,15 @@ with its hyperparameters in one dataclass (``Model.Config``) validated in ``__po
   (the VAEs give ``elbo(x)`` and ``iwae(x, k)`` instead);
 - ``sample(n, generator=None)``: n new examples shaped ``(n, *data_shape)``.
 
+Training: the plain loop (:mod:`mimicgym.generative.train`) asks the model for its optimisers
+(``make_optimizers``; one Adam over all parameters by default) and runs ``training_step`` on
+each minibatch (by default one gradient step on ``loss``). Models trained as a game (the GANs:
+k critic steps per generator step) override both; every step goes through
+:func:`gradient_step`, which refuses a non-finite loss or gradient before it touches a weight.
+``validation_metric`` names what ``validation_loss`` measures (``"nll"``, or e.g.
+``"reconstruction_error"``, ``"denoising_loss"``; ``None``: the model has no validation loss
+and the last epoch is kept).
+
 Randomness: parameters are initialised under the model's ``seed`` (the caller's global torch
 RNG is left alone), and every random draw takes a ``torch.Generator``; without one, the
 model's own generator (seeded from ``seed``) is used, so a fixed seed fixes every sample.
@@ -47,6 +56,7 @@ class GenerativeModel(nn.Module):
     support: ClassVar[str] = "real"
     nll_is_bound: ClassVar[bool] = False
     has_likelihood: ClassVar[bool] = True  # False: validation_loss is not an NLL (a plain autoencoder)
+    validation_metric: ClassVar[str | None] = "nll"  # what validation_loss measures; None: no validation
 
     def __init__(self, data_shape: tuple[int, ...] | int, *, seed: int = 0, device: str | torch.device = "auto",
                  **hyperparameters: Any):
@@ -91,6 +101,19 @@ class GenerativeModel(nn.Module):
         bound) for every likelihood model."""
         return self.nll(x)
 
+    def make_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers ``training_step`` uses, by name (saved and restored with a checkpoint)."""
+        return {"model": torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)}
+
+    def training_step(self, x: torch.Tensor, optimizers: dict[str, torch.optim.Optimizer], where: str = "",
+                      max_grad_norm: float | None = None) -> dict[str, torch.Tensor]:
+        """One optimisation step on the minibatch ``x``; returns the detached terms to log
+        (``"loss"`` first, the mean per example). ``where`` (e.g. "epoch 3, step 120") goes
+        into the error a non-finite loss or gradient raises."""
+        loss = self.loss(x)
+        gradient_step(optimizers["model"], loss, f"loss ({where})" if where else "loss", max_grad_norm)
+        return {"loss": loss.detach()}
+
     # -- shared ----------------------------------------------------------------------------
     def hyperparameters(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config)
@@ -130,6 +153,26 @@ class GenerativeModel(nn.Module):
     def extra_repr(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         return f"data_shape={self.data_shape}" + (f", {fields}" if fields else "")
+
+
+def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, what: str = "loss",
+                  max_grad_norm: float | None = None) -> torch.Tensor | None:
+    """Zero the gradients, back-propagate ``loss``, clip the global gradient norm (if
+    ``max_grad_norm``) and step ``optimizer``; a non-finite loss or gradient norm raises
+    ``FloatingPointError`` naming ``what`` before any parameter changes. Returns the
+    pre-clipping gradient norm when clipping."""
+    if not bool(torch.isfinite(loss.detach())):
+        raise FloatingPointError(f"non-finite {what} ({loss.item()}); stopping training")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = None
+    if max_grad_norm is not None:
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        if not bool(torch.isfinite(norm)):
+            raise FloatingPointError(f"non-finite gradient norm of {what} ({norm.item()}); stopping training")
+    optimizer.step()
+    return norm
 
 
 def categorical_log_prob(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

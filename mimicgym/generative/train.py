@@ -22,7 +22,6 @@ from mimicgym.generative.base import GenerativeModel
 from mimicgym.generative.data import binarize_images
 from mimicgym.utils.checks import check_choice, check_positive, check_positive_int
 from mimicgym.utils.progress import ProgressBar
-from mimicgym.utils.torch_utils import check_finite
 
 
 @dataclasses.dataclass
@@ -52,13 +51,15 @@ class TrainConfig:
 class EpochResult:
     epoch: int
     train_loss: float
-    valid_nll: float | None
+    valid_nll: float | None  # what model.validation_loss measures (its validation_metric)
     seconds: float
+    terms: dict[str, float] = dataclasses.field(default_factory=dict)  # other logged training terms
 
 
 class Trainer:
-    """Adam on ``model.loss`` over shuffled minibatches; validation by ``model.validation_loss``
-    (the NLL, or its bound, for likelihood models) each epoch.
+    """``model.training_step`` (Adam on ``model.loss`` unless the model says otherwise) over
+    shuffled minibatches; validation by ``model.validation_loss`` (the NLL, or its bound, for
+    likelihood models) each epoch.
 
     Keeps the parameters of the best validation epoch (``best_state``); ``stop`` turns true
     after ``patience`` epochs without improvement. A non-finite loss or gradient norm raises
@@ -74,8 +75,7 @@ class Trainer:
         self.valid_data = None if valid is None else model.check_input(valid, "valid")
         self.dynamic_binarization = model.support == "binary" and not bool(
             ((self.train_data == 0) | (self.train_data == 1)).all())
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=self.config.lr,
-                                          weight_decay=self.config.weight_decay)
+        self.optimizers = model.make_optimizers(self.config.lr, self.config.weight_decay)
         self.generator = torch.Generator(device=model.device).manual_seed(self.config.seed)
         self.epoch = 0
         self.step = 0
@@ -98,37 +98,36 @@ class Trainer:
 
     def run_epoch(self) -> EpochResult:
         start = time.perf_counter()
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate()
+        # Each optimiser keeps its own base rate (a GAN's critic may run at a multiple of lr).
+        scale = self.learning_rate() / self.config.lr
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = group.setdefault("base_lr", group["lr"]) * scale
         self.model.train()
         data = self.train_data
         if self.dynamic_binarization:
             data = binarize_images(data, self.generator)
         order = torch.randperm(len(data), generator=self.generator, device=self.generator.device)
-        total, count = torch.zeros((), device=self.model.device), 0
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        count = 0
+        sums: dict[str, torch.Tensor] = {}
         for batch_index in order.split(self.config.batch_size):
             batch = data[batch_index]
-            loss = self.model.loss(batch)
-            check_finite(f"loss (epoch {self.epoch + 1}, step", loss, self.step)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.config.max_grad_norm is not None:
-                norm = torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
-                check_finite(f"gradient norm (epoch {self.epoch + 1}, step", norm, self.step)
-            self.optimizer.step()
-            total += loss.detach() * len(batch)
+            terms = self.model.training_step(batch, self.optimizers, f"epoch {self.epoch + 1}, step {self.step}",
+                                             self.config.max_grad_norm)
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + value * len(batch)
             count += len(batch)
             self.step += 1
         self.epoch += 1
         valid_nll = self.validate()
-        result = EpochResult(self.epoch, float(total) / count, valid_nll, time.perf_counter() - start)
+        means = {name: float(total) / count for name, total in sums.items()}
+        result = EpochResult(self.epoch, means.pop("loss"), valid_nll, time.perf_counter() - start, means)
         self.history.append(result)
         return result
 
     @torch.no_grad()
     def validate(self) -> float | None:
-        if self.valid_data is None:
+        if self.valid_data is None or self.model.validation_metric is None:
             return None
         self.model.eval()
         nll = torch.cat([self.model.validation_loss(batch) for batch in self.valid_data.split(256)]).mean().item()
@@ -147,7 +146,8 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "model": self.model.state_dict(),
+            "optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()},
             "generator": self.generator.get_state(), "model_generator": self.model.generator.get_state(),
             "epoch": self.epoch, "step": self.step, "best_nll": self.best_nll, "best_state": self.best_state,
             "epochs_without_improvement": self.epochs_without_improvement,
@@ -156,7 +156,8 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
         self.generator.set_state(state["generator"])
         self.model.generator.set_state(state["model_generator"])
         self.epoch, self.step = state["epoch"], state["step"]
