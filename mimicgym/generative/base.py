@@ -91,26 +91,28 @@ class GenerativeModel(nn.Module):
         """``n`` examples shaped ``(n, *data_shape)``."""
         raise NotImplementedError
 
-    def nll(self, x: torch.Tensor) -> torch.Tensor:
+    def nll(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """Negative log-likelihood per example (B,) in nats, or an upper bound on it where
         ``nll_is_bound``; what validation, early stopping and the benchmark report."""
-        return -self.log_prob(x)
+        return -(self.log_prob(x) if condition is None else self.log_prob(x, condition=condition))
 
-    def validation_loss(self, x: torch.Tensor) -> torch.Tensor:
-        """Per example (B,): what validation and early stopping minimise; the NLL (or its
-        bound) for every likelihood model."""
-        return self.nll(x)
+    def validation_loss(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """Per example (B,): what validation and early stopping minimise (``validation_metric``);
+        the NLL (or its bound) for every likelihood model."""
+        return self.nll(x) if condition is None else self.nll(x, condition=condition)
 
     def make_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
         """The optimisers ``training_step`` uses, by name (saved and restored with a checkpoint)."""
         return {"model": torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)}
 
     def training_step(self, x: torch.Tensor, optimizers: dict[str, torch.optim.Optimizer], where: str = "",
-                      max_grad_norm: float | None = None) -> dict[str, torch.Tensor]:
-        """One optimisation step on the minibatch ``x``; returns the detached terms to log
-        (``"loss"`` first, the mean per example). ``where`` (e.g. "epoch 3, step 120") goes
-        into the error a non-finite loss or gradient raises."""
-        loss = self.loss(x)
+                      max_grad_norm: float | None = None, condition: torch.Tensor | None = None
+                      ) -> dict[str, torch.Tensor]:
+        """One optimisation step on the minibatch ``x`` (with its class labels ``condition``
+        for a conditional model); returns the detached terms to log (``"loss"`` first, the
+        mean per example). ``where`` (e.g. "epoch 3, step 120") goes into the error a
+        non-finite loss or gradient raises."""
+        loss = self.loss(x) if condition is None else self.loss(x, condition=condition)
         gradient_step(optimizers["model"], loss, f"loss ({where})" if where else "loss", max_grad_norm)
         return {"loss": loss.detach()}
 
@@ -149,6 +151,30 @@ class GenerativeModel(nn.Module):
         elif support == "unit":
             _refuse_where(x, (x < 0) | (x > 1), name, "a value in [0, 1]")
         return x
+
+    def check_condition(self, condition: torch.Tensor | int | None, batch: int) -> torch.Tensor | None:
+        """The class labels of a batch (B,) long on the model's device, or None for an
+        unconditional model (``config.num_classes`` None or absent); an int means that class
+        for all ``batch`` examples. A missing, misshapen or out-of-range label is an error
+        naming it."""
+        classes = getattr(self.config, "num_classes", None)
+        name = type(self).__name__
+        if classes is None:
+            if condition is not None:
+                raise ValueError(f"this {name} is unconditional (num_classes=None); pass no condition")
+            return None
+        if condition is None:
+            raise ValueError(f"this {name} is class-conditional (num_classes={classes}); pass condition (B,)")
+        if isinstance(condition, int):
+            condition = torch.full((batch,), condition)
+        if condition.shape != (batch,) or condition.dtype.is_floating_point:
+            raise ValueError(f"condition must be an integer tensor of shape ({batch},), "
+                             f"got {condition.dtype} {tuple(condition.shape)}")
+        bad = (condition < 0) | (condition >= classes)
+        if bool(bad.any()):
+            index = int(torch.nonzero(bad)[0])
+            raise ValueError(f"condition[{index}] is {int(condition[index])}; expected a class in [0, {classes})")
+        return condition.to(self.device).long()
 
     def extra_repr(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())

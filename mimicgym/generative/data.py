@@ -24,12 +24,16 @@ TOY2D = ("eight_gaussians", "two_moons", "checkerboard", "rings")
 
 
 @lru_cache(maxsize=1)
-def _digit_probabilities() -> np.ndarray:
+def _shuffled_digits() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
-    images = load_digits().images.astype(np.float32) / 16.0  # (1797, 8, 8) in [0, 1]
-    order = np.random.default_rng(0).permutation(len(images))
-    return images[order]
+    digits = load_digits()
+    order = np.random.default_rng(0).permutation(len(digits.images))
+    return digits.images.astype(np.float32)[order] / 16.0, digits.target[order]  # (1797, 8, 8) in [0, 1], (1797,)
+
+
+def _digit_probabilities() -> np.ndarray:
+    return _shuffled_digits()[0]
 
 
 def digits(split: str = "train", binarize: bool = True, seed: int = 0) -> torch.Tensor:
@@ -45,6 +49,19 @@ def digits(split: str = "train", binarize: bool = True, seed: int = 0) -> torch.
     if not binarize:
         return probabilities
     return binarize_images(probabilities, torch.Generator().manual_seed(seed))
+
+
+def digit_labels(split: str = "train") -> torch.Tensor:
+    """The class (0-9) of each image of :func:`digits`' ``split``, a long tensor (N,)."""
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+    return torch.from_numpy(_shuffled_digits()[1][SPLITS[split]].astype(np.int64))
+
+
+def grey_digits(split: str = "train") -> torch.Tensor:
+    """The digits' 17 grey levels g = 0..16 scaled to [-1, 1] (g / 8 - 1), (N, 1, 8, 8): the
+    continuous models' view (GANs, diffusion; flows dequantise the 17 levels)."""
+    return digits(split, binarize=False) * 2 - 1
 
 
 def binarize_images(probabilities: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

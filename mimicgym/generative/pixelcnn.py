@@ -271,34 +271,15 @@ class PixelCNN(GenerativeModel):
         B, _, H, W = out.shape
         return out.view(B, -1, self.outputs, H, W).permute(0, 1, 3, 4, 2)  # (B, C, H, W, levels)
 
-    def _check_condition(self, condition: torch.Tensor | int | None, batch: int) -> torch.Tensor | None:
-        classes = self.config.num_classes
-        if classes is None:
-            if condition is not None:
-                raise ValueError("this PixelCNN is unconditional (num_classes=None); pass no condition")
-            return None
-        if condition is None:
-            raise ValueError(f"this PixelCNN is class-conditional (num_classes={classes}); pass condition (B,)")
-        if isinstance(condition, int):
-            condition = torch.full((batch,), condition)
-        if condition.shape != (batch,) or condition.dtype.is_floating_point:
-            raise ValueError(f"condition must be an integer tensor of shape ({batch},), "
-                             f"got {condition.dtype} {tuple(condition.shape)}")
-        bad = (condition < 0) | (condition >= classes)
-        if bool(bad.any()):
-            index = int(torch.nonzero(bad)[0])
-            raise ValueError(f"condition[{index}] is {int(condition[index])}; expected a class in [0, {classes})")
-        return condition.to(self.device).long()
-
     # -- the contract ----------------------------------------------------------------------
     def logits(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """All conditionals in one pass, aligned with x: (B, C, H, W) binary, (B, C, H, W, levels) tokens."""
         x = self.check_input(x)
-        return self._network(self._features(x), self._check_condition(condition, len(x)))
+        return self._network(self._features(x), self.check_condition(condition, len(x)))
 
     def log_prob(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         x = self.check_input(x)
-        logits = self._network(self._features(x), self._check_condition(condition, len(x)))
+        logits = self._network(self._features(x), self.check_condition(condition, len(x)))
         if self.outputs == 1:
             return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
         return logits.log_softmax(-1).gather(-1, x.unsqueeze(-1)).flatten(1).sum(1)
@@ -313,7 +294,7 @@ class PixelCNN(GenerativeModel):
     def sample(self, n: int, generator: torch.Generator | None = None,
                condition: torch.Tensor | int | None = None) -> torch.Tensor:
         """n images (n, C, H, W): float 0/1 (binary) or long tokens, one pass per sub-pixel."""
-        rng, condition = self.rng(generator), self._check_condition(condition, n)
+        rng, condition = self.rng(generator), self.check_condition(condition, n)
         was_training = self.training
         self.eval()
         C, H, W = self.data_shape

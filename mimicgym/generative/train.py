@@ -67,12 +67,17 @@ class Trainer:
     """
 
     def __init__(self, model: GenerativeModel, train: torch.Tensor, valid: torch.Tensor | None = None,
-                 config: TrainConfig | None = None, **options: Any):
+                 config: TrainConfig | None = None, *, condition: torch.Tensor | None = None,
+                 valid_condition: torch.Tensor | None = None, **options: Any):
         self.config = config if config is not None else TrainConfig(**options)
         self.model = model
         # Binary models also train on probabilities in [0, 1], binarised anew every epoch.
         self.train_data = model.check_input(train, "train", "unit" if model.support == "binary" else None)
         self.valid_data = None if valid is None else model.check_input(valid, "valid")
+        # Class labels of a conditional model, aligned with the examples.
+        self.condition = _labels(model, condition, len(self.train_data), "condition")
+        self.valid_condition = None if valid is None else _labels(model, valid_condition, len(valid),
+                                                                  "valid_condition")
         self.dynamic_binarization = model.support == "binary" and not bool(
             ((self.train_data == 0) | (self.train_data == 1)).all())
         self.optimizers = model.make_optimizers(self.config.lr, self.config.weight_decay)
@@ -112,8 +117,9 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         for batch_index in order.split(self.config.batch_size):
             batch = data[batch_index]
+            condition = None if self.condition is None else self.condition[batch_index]
             terms = self.model.training_step(batch, self.optimizers, f"epoch {self.epoch + 1}, step {self.step}",
-                                             self.config.max_grad_norm)
+                                             self.config.max_grad_norm, condition)
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value * len(batch)
             count += len(batch)
@@ -130,7 +136,13 @@ class Trainer:
         if self.valid_data is None or self.model.validation_metric is None:
             return None
         self.model.eval()
-        nll = torch.cat([self.model.validation_loss(batch) for batch in self.valid_data.split(256)]).mean().item()
+        batches = self.valid_data.split(256)
+        if self.valid_condition is None:
+            losses = [self.model.validation_loss(batch) for batch in batches]
+        else:
+            losses = [self.model.validation_loss(batch, condition=labels)
+                      for batch, labels in zip(batches, self.valid_condition.split(256))]
+        nll = torch.cat(losses).mean().item()
         if nll < self.best_nll:
             self.best_nll = nll
             self.best_state = copy.deepcopy(self.model.state_dict())
@@ -166,13 +178,21 @@ class Trainer:
         self.history = [EpochResult(**r) for r in state["history"]]
 
 
+def _labels(model: GenerativeModel, labels: torch.Tensor | None, n: int, name: str) -> torch.Tensor | None:
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"{name} holds {len(labels)} labels for {n} examples")
+    return model.check_condition(labels, n)
+
+
 def fit(model: GenerativeModel, train: torch.Tensor, valid: torch.Tensor | None = None, *,
+        condition: torch.Tensor | None = None, valid_condition: torch.Tensor | None = None,
         on_epoch: Callable[[EpochResult], bool | None] | None = None, progress_bar: bool = False,
         restore_best: bool = True, **options: Any) -> list[EpochResult]:
-    """Train ``model`` on ``train`` (options: the fields of :class:`TrainConfig`); returns the
+    """Train ``model`` on ``train`` (with class labels ``condition`` for a conditional model;
+    options: the fields of :class:`TrainConfig`); returns the
     per-epoch history. ``on_epoch`` may return ``False`` to stop; with validation data the
     best epoch's parameters are restored at the end."""
-    trainer = Trainer(model, train, valid, **options)
+    trainer = Trainer(model, train, valid, condition=condition, valid_condition=valid_condition, **options)
     bar = ProgressBar(trainer.config.epochs, unit="epoch", enabled=progress_bar, label="valid nll")
     try:
         while not trainer.stop:
