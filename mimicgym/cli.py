@@ -223,7 +223,7 @@ def cmd_list(args: argparse.Namespace) -> None:
     for name, cls in AGENTS.items():
         print(f"  {name:<18} mimicgym.agents.{cls}")
     print("  sb3:ALGO           stable-baselines3 algorithms (sb3:PPO, sb3:DQN, sb3:A2C, sb3:SAC...)")
-    print("generative models (mimicgym gen train MODEL --data digits|markov):")
+    print("generative models (mimicgym gen train MODEL --data digits|markov|motion|eight_gaussians|...):")
     for name, cls in MODELS.items():
         print(f"  {name:<18} {cls.__module__}.{name}")
     print("options: mimicgym list --agent NAME | --env ID | --model NAME")

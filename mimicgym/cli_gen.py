@@ -8,6 +8,9 @@ Examples:
   mimicgym gen train --resume runs/gen_MADE_digits_s0 --epochs 200
   mimicgym gen eval runs/gen_MADE_digits_s0
   mimicgym gen sample runs/gen_MADE_digits_s0 -n 64
+  mimicgym gen train RealNVP --data eight_gaussians --epochs 20
+  mimicgym gen train DDPM --data digits --epochs 100 --set num_classes=10
+  mimicgym gen sample runs/gen_DDPM_digits_s0 --sampler ddim --steps 50 --guidance 3 --condition 7
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ def add_gen_parser(sub: argparse._SubParsersAction, parse_assignments) -> None:
     commands = gen.add_subparsers(dest="gen_command", required=True)
     p = commands.add_parser("train", help="train a model on a data set and write a run directory")
     p.add_argument("model", nargs="?", help="model class name (see `mimicgym list`)")
-    p.add_argument("--data", help="digits | markov | motion (mu-law joint angles; default digits)")
+    p.add_argument("--data", help="digits | markov | motion (mu-law joint angles) | eight_gaussians | two_moons | "
+                                  "checkerboard | rings (default digits)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -48,20 +52,27 @@ def add_gen_parser(sub: argparse._SubParsersAction, parse_assignments) -> None:
     p.add_argument("-n", type=int, default=64, help="number of samples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path)
+    p.add_argument("--sampler", choices=["ddpm", "ddim"], help="diffusion models: ancestral or DDIM sampling")
+    p.add_argument("--steps", type=int, help="diffusion models: sampling steps (DDIM; default all)")
+    p.add_argument("--guidance", type=float, help="conditional diffusion: classifier-free guidance weight w")
+    p.add_argument("--condition", type=int, help="conditional models: the class to sample")
     gen.set_defaults(parse_assignments=parse_assignments)
 
 
 def cmd_gen(args: argparse.Namespace) -> None:
     from mimicgym.runs import generative
+    from mimicgym.runs.generative_eval import describe_evaluation
 
     if args.gen_command == "eval":
         result = generative.evaluate_run(args.run)
-        print(f"{result['model']} on {result['data']}: {generative.describe_evaluation(result)}")
+        print(f"{result['model']} on {result['data']}: {describe_evaluation(result)}")
         return
     if args.gen_command == "sample":
         if args.n < 1:
             raise ConfigError(f"-n must be a positive int, got {args.n}")
-        print(f"wrote {generative.sample_run(args.run, args.n, args.out, args.seed)}")
+        options = {name: getattr(args, name) for name in ("sampler", "steps", "guidance", "condition")
+                   if getattr(args, name) is not None}
+        print(f"wrote {generative.sample_run(args.run, args.n, args.out, args.seed, **options)}")
         return
     flags = {name: getattr(args, name) for name in ("data", "epochs", "batch_size", "lr", "patience",
                                                     "max_grad_norm", "seed", "logdir", "run_name", "device",
@@ -78,5 +89,5 @@ def cmd_gen(args: argparse.Namespace) -> None:
         hyperparameters = args.parse_assignments(args.set, "--set")
         result = generative.train_generative(generative.GenConfig(model=args.model, hyperparameters=hyperparameters,
                                                                   **flags))
-    print(f"run directory: {result.run_dir}\n{generative.describe_evaluation(result.evaluation)}\n"
+    print(f"run directory: {result.run_dir}\n{describe_evaluation(result.evaluation)}\n"
           f"TensorBoard: tensorboard --logdir {result.run_dir.parent}")

@@ -122,7 +122,7 @@ def test_autoencoder_run_reports_reconstruction_not_nll(tmp_path):
 
 
 def test_motion_data_holds_out_whole_motions():
-    from mimicgym.runs.generative import MOTION_LEVELS, load_data
+    from mimicgym.runs.generative_data import MOTION_LEVELS, load_data
 
     data = load_data("motion", 0)
     assert data.model_kwargs == {"vocab_size": MOTION_LEVELS} and data.per_example == data.train.shape[1]

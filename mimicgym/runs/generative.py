@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from mimicgym.agents.checkpoint import load_checkpoint, save_checkpoint
@@ -26,8 +25,6 @@ from mimicgym.agents.logging import Logger
 from mimicgym.errors import CheckpointError, ConfigError
 from mimicgym.generative import MODELS
 from mimicgym.generative.base import GenerativeModel
-from mimicgym.generative.data import MarkovSource, digits
-from mimicgym.generative.images import save_image_grid
 from mimicgym.generative.train import TrainConfig, Trainer
 from mimicgym.runs.directory import (
     CONFIG_FILE,
@@ -38,20 +35,19 @@ from mimicgym.runs.directory import (
     read_run_record,
     write_json,
 )
+from mimicgym.runs.generative_data import CONTINUOUS, DATA_SETS, DataSplits, check_view, load_data, model_kwargs_for
+from mimicgym.runs.generative_eval import evaluate, write_latent_pictures, write_samples
 from mimicgym.runs.options import check_range, coerce_fields
 from mimicgym.utils.progress import ProgressBar
 from mimicgym.utils.signals import interrupt_requests
 
-DATA_SETS = ("digits", "markov", "motion")
 CHECKPOINT, MODEL, EVAL = "checkpoint.pt", "model.pt", "eval.json"
-MARKOV_LENGTH = 64  # symbols per sequence; 1,000 test sequences hold 64,000 symbols
-MOTION_LEVELS = 64  # mu-law levels of the joint-angle windows
 
 
 @dataclass
 class GenConfig:
     model: str = "MADE"  # a class name of mimicgym.generative (see `mimicgym list`)
-    data: str = "digits"  # digits (binarised 8x8) | markov (order-3 source, 4 symbols) | motion (joint angles)
+    data: str = "digits"  # digits | markov | motion | eight_gaussians | two_moons | checkerboard | rings
     epochs: int = 50  # passes over the training set
     batch_size: int = 64
     lr: float = 1e-3  # Adam step size
@@ -89,59 +85,27 @@ class GenConfig:
         return f"gen_{self.model}_{self.data}_s{self.seed}"
 
 
-@dataclass
-class DataSplits:
-    train: torch.Tensor
-    valid: torch.Tensor
-    test: torch.Tensor
-    model_kwargs: dict[str, Any]  # what the model needs to know of the data (vocab_size)
-    unit: str  # what the NLL is per: "image" or "symbol"
-    per_example: int  # units per example (1 image, T symbols)
-
-
-def load_data(name: str, seed: int) -> DataSplits:
-    """The named data set's splits; binary data sets train on probabilities (binarised per epoch)."""
-    if name == "digits":
-        return DataSplits(digits("train", binarize=False), digits("valid", seed=seed), digits("test", seed=seed),
-                          {}, "image", 1)
-    if name == "motion":
-        return _motion_splits()
-    source = MarkovSource(seed=0)  # one fixed source; the seed draws the sequences
-    return DataSplits(source.sample(20_000, MARKOV_LENGTH, seed=3 * seed + 1),
-                      source.sample(500, MARKOV_LENGTH, seed=3 * seed + 2),
-                      source.sample(1_000, MARKOV_LENGTH, seed=3 * seed + 3),
-                      {"vocab_size": source.vocab_size}, "symbol", MARKOV_LENGTH)
-
-
-def _motion_splits() -> DataSplits:
-    """Joint-angle windows of the motion clips, mu-law quantised. Windows of one clip overlap,
-    so the split is by motion (a clip and its mirror image together): a fixed permutation of
-    the motion names puts a sixth in validation and a sixth in test (at least one each)."""
-    from mimicgym.generative.wavenet import mu_law_encode
-    from mimicgym.motion.datasets import joint_angle_windows, training_clips
-
-    clips = training_clips()
-    names = sorted({c.name.removesuffix("_mirrored") for c in clips})
-    order = [names[i] for i in np.random.default_rng(0).permutation(len(names))]
-    k = max(1, len(names) // 6)
-    split_of = {**{name: "valid" for name in order[:k]}, **{name: "test" for name in order[k:2 * k]}}
-
-    def tokens(split: str) -> torch.Tensor:
-        chosen = [c for c in clips if split_of.get(c.name.removesuffix("_mirrored"), "train") == split]
-        return mu_law_encode(joint_angle_windows(window=MARKOV_LENGTH, clips=chosen), levels=MOTION_LEVELS)
-
-    return DataSplits(tokens("train"), tokens("valid"), tokens("test"), {"vocab_size": MOTION_LEVELS}, "symbol",
-                      MARKOV_LENGTH)
-
-
-def build_model(cfg: GenConfig, data: DataSplits) -> GenerativeModel:
+def build_model(cfg: GenConfig) -> tuple[GenerativeModel, DataSplits]:
+    """The configured model and the data set in the view it models (a flow, GAN or diffusion
+    model sees the digits' grey levels; a binary model their binarisations)."""
     cls = MODELS[cfg.model]
     unknown = sorted(set(cfg.hyperparameters) - {f.name for f in dataclasses.fields(cls.Config)})
     if unknown:
         known = ", ".join(f.name for f in dataclasses.fields(cls.Config)) or "none"
         raise ConfigError(f"{cfg.model} has no hyperparameter {unknown[0]!r}; its hyperparameters: {known}")
-    hyperparameters = {**data.model_kwargs, **coerce_fields(cls.Config, cfg.hyperparameters, "hyperparameter")}
-    return cls(tuple(data.train.shape[1:]), seed=cfg.seed, device=cfg.device, **hyperparameters)
+    hyperparameters = coerce_fields(cls.Config, cfg.hyperparameters, "hyperparameter")
+
+    def build(data: DataSplits) -> GenerativeModel:
+        return cls(tuple(data.train.shape[1:]), seed=cfg.seed, device=cfg.device,
+                   **{**model_kwargs_for(cls, data), **hyperparameters})
+
+    data = load_data(cfg.data, cfg.seed)
+    model = build(data)
+    if model.support in CONTINUOUS and data.view == "binary":
+        data = load_data(cfg.data, cfg.seed, model.support)
+        model = build(data)
+    check_view(cfg.model, model.support, cfg.data)
+    return model, data
 
 
 def config_from_record(run_dir: Path) -> GenConfig:
@@ -175,9 +139,9 @@ def train_generative(cfg: GenConfig | None = None, resume: str | Path | None = N
         cfg = dataclasses.replace(cfg, **changes)
     cfg = cfg if cfg is not None else GenConfig(**changes)
     torch.set_num_threads(cfg.threads)
-    data = load_data(cfg.data, cfg.seed)
-    model = build_model(cfg, data)  # hyperparameters checked before any directory exists
-    trainer = Trainer(model, data.train, data.valid, cfg.train_config())
+    model, data = build_model(cfg)  # hyperparameters checked before any directory exists
+    trainer = Trainer(model, data.train, data.valid, cfg.train_config(), condition=data.condition("train", model),
+                      valid_condition=data.condition("valid", model))
     if resume is None:
         run_dir = create_run_dir(cfg)
         write_json(run_dir / CONFIG_FILE, {
@@ -193,24 +157,31 @@ def train_generative(cfg: GenConfig | None = None, resume: str | Path | None = N
                                   "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git_commit": git_commit()})
         write_json(run_dir / CONFIG_FILE, record)
         history = {"train/loss": [(r.epoch, r.train_loss) for r in trainer.history],
-                   "valid/nll": [(r.epoch, r.valid_nll) for r in trainer.history if r.valid_nll is not None]}
+                   f"valid/{model.validation_metric}": [(r.epoch, r.valid_nll) for r in trainer.history
+                                                        if r.valid_nll is not None]}
+        for name in trainer.history[-1].terms if trainer.history else ():
+            history[f"train/{name}"] = [(r.epoch, r.terms[name]) for r in trainer.history]
     logger = Logger(run_dir, {"model": cfg.model, "data": cfg.data, **model.hyperparameters()},
                     history=history, purge_step=trainer.epoch + 1 if resume is not None else None)
-    bar = ProgressBar(cfg.epochs, unit="epoch", enabled=cfg.progress_bar, label="valid nll")
+    label = "train loss" if model.validation_metric is None else "valid " + model.validation_metric.replace("_", " ")
+    bar = ProgressBar(cfg.epochs, unit="epoch", enabled=cfg.progress_bar, label=label)
     bar.update(trainer.epoch)
     try:
         with interrupt_requests() as interrupted:
             while not trainer.stop:
                 result = trainer.run_epoch()
                 logger.record("train/loss", result.train_loss)
-                logger.record("valid/nll", result.valid_nll)
+                for name, value in result.terms.items():
+                    logger.record(f"train/{name}", value)
+                if model.validation_metric is not None:
+                    logger.record(f"valid/{model.validation_metric}", result.valid_nll)
                 logger.record("time/epoch_seconds", result.seconds)
                 logger.dump(result.epoch)
                 _save(run_dir, trainer, cfg)
                 logger.flush()
                 if cfg.sample_every and result.epoch % cfg.sample_every == 0:
-                    _write_samples(model, run_dir / "samples" / f"epoch_{result.epoch:04d}.png")
-                bar.update(result.epoch, result.valid_nll)
+                    write_samples(model, data, run_dir / "samples" / f"epoch_{result.epoch:04d}.png")
+                bar.update(result.epoch, result.train_loss if result.valid_nll is None else result.valid_nll)
                 if interrupted:
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
@@ -223,8 +194,9 @@ def train_generative(cfg: GenConfig | None = None, resume: str | Path | None = N
     trainer.restore_best()
     _fit_second_stage(model, data, cfg)
     evaluation = _finish(run_dir, model, data)
-    test_value = evaluation.get("test_nll_nats", evaluation.get("test_reconstruction_error"))
-    logger.close(final_metrics={"test/nll" if model.has_likelihood else "test/reconstruction_error": test_value})
+    test_value = evaluation.get("test_nll_nats", evaluation.get(f"test_{model.validation_metric}"))
+    logger.close(final_metrics={f"test/{k.removeprefix('test_')}": v for k, v in evaluation.items()
+                                if k.startswith("test_") and isinstance(v, float)})
     return GenResult(run_dir, model, test_value, evaluation, trainer.history)
 
 
@@ -245,102 +217,40 @@ def _save(run_dir: Path, trainer: Trainer, cfg: GenConfig) -> None:
 
 def _finish(run_dir: Path, model: GenerativeModel, data: DataSplits) -> dict[str, Any]:
     save_checkpoint(run_dir / MODEL, {"class": type(model).__name__, "state_dict": model.state_dict()})
-    evaluation = _eval_record(model, data, evaluate_model(model, data.test))
+    evaluation = evaluate(model, data)
     write_json(run_dir / EVAL, evaluation)
-    _write_samples(model, run_dir / "samples.png")
-    _write_latent_pictures(model, data.test, run_dir)
+    write_samples(model, data, run_dir / "samples.png")
+    write_latent_pictures(model, data, run_dir)
     return evaluation
 
 
-@torch.no_grad()
-def _write_latent_pictures(model: GenerativeModel, test: torch.Tensor, run_dir: Path) -> None:
-    """For image VAEs: ``traversals.png`` (row d: latent d of the first test image swept over
-    [-3, 3], the others at its mean code) and ``interpolations.png`` (rows: the decoded line
-    between the codes of test images 2k and 2k + 1)."""
-    if not (hasattr(model, "traverse") and len(model.data_shape) == 3):
-        return
-    model.eval()
-    values = torch.linspace(-3, 3, 9)
-    x = test[:1].float()
-    rows = [model.traverse(x, d, values) for d in range(min(model.config.latent_dim, 16))]
-    save_image_grid(run_dir / "traversals.png", torch.cat(rows), nrow=len(values))
-    pairs = test[:16].float()
-    save_image_grid(run_dir / "interpolations.png", model.interpolate(pairs[0::2], pairs[1::2], steps=9), nrow=9)
-
-
-@torch.no_grad()
-def evaluate_model(model: GenerativeModel, test: torch.Tensor, batch_size: int = 256) -> float:
-    """Mean test NLL in nats per example (an upper bound where ``model.nll_is_bound``; the
-    reconstruction error of a model without a likelihood)."""
-    model.eval()
-    return torch.cat([model.validation_loss(batch) for batch in test.split(batch_size)]).double().mean().item()
-
-
-def describe_evaluation(record: dict[str, Any]) -> str:
-    """One line for an eval record: the test NLL (per example and per symbol), or the
-    reconstruction error of a model without a likelihood."""
-    if "test_nll_nats" not in record:
-        return f"test reconstruction error {record['test_reconstruction_error']:.4f} per example"
-    line = f"test NLL {record['test_nll_nats']:.3f} nats per example"
-    if record["per"] != "image":
-        line += f", {record['test_nll_nats_per_' + record['per']]:.4f} per {record['per']}"
-    return line + (" (an upper bound)" if record["is_bound"] else "")
-
-
-def _eval_record(model: GenerativeModel, data: DataSplits, value: float) -> dict[str, Any]:
-    if not model.has_likelihood:
-        return {"test_reconstruction_error": value, "test_examples": len(data.test)}
-    return {"test_nll_nats": value, "per": data.unit, "test_nll_nats_per_" + data.unit: value / data.per_example,
-            "is_bound": model.nll_is_bound, "test_examples": len(data.test)}
-
-
-def _write_samples(model: GenerativeModel, path: Path, n: int = 64) -> Path | None:
-    """A PNG grid of ``n`` samples for image models (sequences have no picture here)."""
-    if len(model.data_shape) != 3:
-        return None
-    model.eval()
-    try:
-        samples = model.sample(n, generator=torch.Generator(model.device).manual_seed(model.seed))
-    except NotImplementedError:  # not yet: an autoencoder samples once its codes' Gaussian is fitted
-        return None
-    finally:
-        model.train()
-    return save_image_grid(path, samples.float() / max(1, getattr(model.config, "vocab_size", 2) - 1))
-
-
-def load_run_model(run: str | Path) -> tuple[GenerativeModel, GenConfig, Path]:
-    """The trained model of a generative run directory (its best validation epoch)."""
+def load_run_model(run: str | Path) -> tuple[GenerativeModel, GenConfig, Path, DataSplits]:
+    """The trained model of a generative run directory (its best validation epoch) and its data."""
     run_dir = locate_run(run)
     cfg = config_from_record(run_dir)
-    model = build_model(cfg, load_data(cfg.data, cfg.seed))
+    model, data = build_model(cfg)
     payload = load_checkpoint(run_dir / MODEL, map_location=model.device, expected_class=type(model).__name__)
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, KeyError) as e:
         raise CheckpointError(f"{run_dir / MODEL}: does not fit {type(model).__name__} as configured ({e})") from None
-    return model, cfg, run_dir
+    return model, cfg, run_dir, data
 
 
 def evaluate_run(run: str | Path) -> dict[str, Any]:
-    """Test NLL of a run's model, recomputed: the same number as its ``eval.json``."""
-    model, cfg, run_dir = load_run_model(run)
-    data = load_data(cfg.data, cfg.seed)
-    value = evaluate_model(model, data.test)
-    return {"run": str(run_dir), "model": cfg.model, "data": cfg.data, **_eval_record(model, data, value)}
+    """A run's evaluation recomputed on its test split: the same numbers as its ``eval.json``."""
+    model, cfg, run_dir, data = load_run_model(run)
+    return {"run": str(run_dir), "model": cfg.model, "data": cfg.data, **evaluate(model, data)}
 
 
-def sample_run(run: str | Path, n: int = 64, out: str | Path | None = None, seed: int = 0) -> Path:
-    """``n`` samples of a run's model: a PNG grid for images, a text file of token rows for sequences."""
-    model, _, run_dir = load_run_model(run)
-    model.eval()
-    samples = model.sample(n, generator=torch.Generator(model.device).manual_seed(seed))
-    if len(model.data_shape) == 3:
-        path = Path(out) if out is not None else run_dir / f"samples_n{n}_s{seed}.png"
-        return save_image_grid(path, samples.float() / max(1, getattr(model.config, "vocab_size", 2) - 1))
-    path = Path(out) if out is not None else run_dir / f"samples_n{n}_s{seed}.txt"
-    write_text = "\n".join(" ".join(map(str, row)) for row in samples.long().flatten(1).tolist()) + "\n"
-    from mimicgym.utils.io import atomic_write
-
-    with atomic_write(path, "w") as f:
-        f.write(write_text)
-    return path
+def sample_run(run: str | Path, n: int = 64, out: str | Path | None = None, seed: int = 0,
+               **options: Any) -> Path:
+    """``n`` samples of a run's model: a PNG grid for images, a scatter plot for 2-D points, a
+    text file of token rows for sequences. ``options`` go to the model's ``sample`` (a
+    diffusion model's ``sampler``, ``steps``, ``guidance``; ``condition``, a class)."""
+    model, _, run_dir, data = load_run_model(run)
+    if "condition" in options:
+        options["condition"] = model.check_condition(options["condition"], n)
+    suffix = {"tokens": "txt", "points": "png"}.get(data.view, "png")
+    path = Path(out) if out is not None else run_dir / f"samples_n{n}_s{seed}.{suffix}"
+    return write_samples(model, data, path, n, seed, **options)
