@@ -24,6 +24,7 @@ test: install
 	$(PY) -m pytest -n 2 -q
 
 bench: install
+	$(PY) -m pip install -q "$(TORCH)" -e ".[bench]"
 	$(PY) benchmarks/gridworld_speed.py --quick
 	$(PY) benchmarks/body_model.py
 	$(PY) benchmarks/deep_agents.py --quick
