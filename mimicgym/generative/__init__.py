@@ -10,6 +10,9 @@ harness and the CLI (``mimicgym gen``) live in the run layer.
 - Markov-chain models: :class:`RBM`
 - autoregressive models: :class:`FVSBN`, :class:`NADE`, :class:`MADE`, :class:`PixelCNN`,
   :class:`WaveNet`, :class:`CausalTransformer`
+- normalizing flows: :class:`RealNVP`, :class:`Glow`, built from :class:`FlowLayer` s
+  (:class:`AffineCoupling`, :class:`ActNorm`, :class:`InvertibleConv1x1`, :class:`Squeeze`,
+  :class:`Split`) composed by :class:`Flow`
 - baselines: :class:`FactorizedBernoulli`, :class:`BernoulliMixture` (fitted by EM)
 """
 
@@ -18,6 +21,10 @@ from mimicgym.generative.autoencoder import Autoencoder
 from mimicgym.generative.autoregressive import FVSBN, MADE, NADE, MaskedLinear
 from mimicgym.generative.base import GenerativeModel
 from mimicgym.generative.baselines import BernoulliMixture, FactorizedBernoulli
+from mimicgym.generative.flow_bases import DiagonalGaussian, GaussianMixture, StandardNormal
+from mimicgym.generative.flow_layers import ActNorm, InvertibleConv1x1, LogitTransform, Split, Squeeze
+from mimicgym.generative.flow_models import Glow, RealNVP
+from mimicgym.generative.flows import AffineCoupling, AffineInjector, Flow, FlowLayer, channel_mask, checkerboard_mask
 from mimicgym.generative.pixelcnn import MaskedConv2d, PixelCNN
 from mimicgym.generative.rbm import RBM
 from mimicgym.generative.vae import VAE, BetaVAE
@@ -27,11 +34,13 @@ from mimicgym.generative.wavenet import WaveNet, mu_law_decode, mu_law_encode
 # The models the training harness fits by gradient (``mimicgym gen train MODEL``).
 MODELS: dict[str, type[GenerativeModel]] = {cls.__name__: cls for cls in (
     FactorizedBernoulli, FVSBN, NADE, MADE, RBM, PixelCNN, WaveNet, CausalTransformer, Autoencoder, VAE,
-    BetaVAE, VQVAE)}
+    BetaVAE, VQVAE, RealNVP, Glow)}
 
 __all__ = [
     "GenerativeModel", "MODELS", "Autoencoder", "VAE", "BetaVAE", "VQVAE", "VectorQuantizer", "RBM", "FVSBN",
     "NADE", "MADE", "MaskedLinear", "PixelCNN", "MaskedConv2d", "WaveNet", "CausalTransformer",
     "MultiHeadAttention", "scaled_dot_product_attention", "mu_law_encode", "mu_law_decode",
-    "BernoulliMixture", "FactorizedBernoulli",
+    "BernoulliMixture", "FactorizedBernoulli", "RealNVP", "Glow", "Flow", "FlowLayer", "AffineCoupling",
+    "AffineInjector", "ActNorm", "InvertibleConv1x1", "Squeeze", "Split", "LogitTransform", "StandardNormal",
+    "DiagonalGaussian", "GaussianMixture", "checkerboard_mask", "channel_mask",
 ]

@@ -60,14 +60,14 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor, minimum: int) -> tuple[torch.T
     return x, y.to(x.device)
 
 
-def _pairwise_sum(a: torch.Tensor, b: torch.Tensor, kernel) -> torch.Tensor:
-    """sum_ij kernel(||a_i - b_j||) in float64, a block of rows of a at a time."""
+def _pairwise_sum(a: torch.Tensor, b: torch.Tensor, kernel=None) -> torch.Tensor:
+    """sum_ij kernel(||a_i - b_j||) (kernel None: the distance itself) in float64, a block of rows of a at a time."""
     rows = max(1, _BLOCK_ELEMENTS // b.shape[0])
     total = a.new_zeros(())
     for start in range(0, a.shape[0], rows):
         # Differences, not the |a|^2 + |b|^2 - 2ab expansion: exact zeros on the diagonal, no cancellation.
         distance = torch.cdist(a[start:start + rows], b, compute_mode="donot_use_mm_for_euclid_dist")
-        total = total + kernel(distance).sum()
+        total = total + (distance if kernel is None else kernel(distance)).sum()
     return total
 
 
@@ -85,12 +85,7 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor, unbiased: bool = False) ->
     x, y = _check_pair(x, y, 2 if unbiased else 1)
     n, m = x.shape[0], y.shape[0]
     within_x, within_y = (n * (n - 1), m * (m - 1)) if unbiased else (n * n, m * m)
-
-    def norm(d):
-        return d
-
-    value = (2 * _pairwise_sum(x, y, norm) / (n * m) - _pairwise_sum(x, x, norm) / within_x
-             - _pairwise_sum(y, y, norm) / within_y)
+    value = 2 * _pairwise_sum(x, y) / (n * m) - _pairwise_sum(x, x) / within_x - _pairwise_sum(y, y) / within_y
     return float(value)
 
 
@@ -102,6 +97,8 @@ def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths: float | Sequence[float] = 
     within y, minus twice the mean over all pairs across. Unbiased, so near zero (either sign)
     for two samples of one distribution; a sum of kernels keeps it sensitive both to a shifted
     mode (small h) and to a misplaced mass (large h) without tuning one h per data set.
+    Cost: one float64 exp per pair and bandwidth, ~15 s for 10,000 x 10,000 and 6 bandwidths
+    on one core; :func:`energy_distance` (no exp) takes ~1 s for the same samples.
     """
     widths = (bandwidths,) if isinstance(bandwidths, (int, float)) else tuple(bandwidths)
     if not widths:
@@ -110,10 +107,13 @@ def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths: float | Sequence[float] = 
         check_positive("bandwidths", h)
     x, y = _check_pair(x, y, 2)
     n, m = x.shape[0], y.shape[0]
-    scales = torch.tensor([-0.5 / h**2 for h in widths], dtype=torch.float64, device=x.device)
 
-    def kernel(d):
-        return torch.exp(d.pow(2).unsqueeze(-1) * scales).sum(-1)
+    def kernel(distance):  # (rows, m) -> its kernel sum, one bandwidth at a time, in place: exp is the cost
+        squared = distance.pow_(2)
+        total, scratch = torch.zeros_like(squared), torch.empty_like(squared)
+        for h in widths:
+            total += torch.mul(squared, -0.5 / h**2, out=scratch).exp_()
+        return total
 
     # k(a, a) = len(widths) on each diagonal: subtract it rather than mask it.
     k_xx = (_pairwise_sum(x, x, kernel) - n * len(widths)) / (n * (n - 1))
@@ -162,7 +162,7 @@ def eight_gaussians_log_prob(x: torch.Tensor) -> torch.Tensor:
     points = _as_points("x", x)
     if points.shape[1] != 2:
         raise ValueError(f"x must be 2-D points (n, 2), got shape {tuple(x.shape)}")
-    squared = torch.cdist(points, centres.to(points.device)).pow(2)  # (n, 8)
+    squared = torch.cdist(points, centres.to(points.device), compute_mode="donot_use_mm_for_euclid_dist").pow(2)
     log_component = -squared / (2 * sigma**2) - math.log(2 * math.pi * sigma**2)
     return torch.logsumexp(log_component, dim=1) - math.log(8)
 
@@ -171,9 +171,12 @@ def eight_gaussians_entropy(step: float = 0.02) -> float:
     """Differential entropy in nats of ``toy2d("eight_gaussians")``, -int p log p, by the
     midpoint rule on a grid of ``step`` over a square holding all but e^-50 of the mass.
 
-    2.8379 nats: log 8 + 1 + log(2 pi sigma^2), the entropy of eight disjoint Gaussians, since
-    neighbouring centres lie 6.1 sigma apart and overlap by less than 1e-8 nats. (The
-    midpoint rule converges faster than any power of ``step`` on this smooth, decaying integrand.)
+    2.8316 nats. The 2.838 often quoted (FFJORD's toy data) is log 8 + 1 + log(2 pi sigma^2),
+    the entropy of eight *disjoint* Gaussians; but neighbouring centres lie only 6.1 sigma apart,
+    so a point does not always tell its mode, and the mixture's entropy is lower by
+    H(mode | X) = 0.0063 nats. The value is the same to 1e-12 at steps 0.04, 0.02 and 0.01 (the
+    midpoint rule converges faster than any power of the step on this smooth, decaying
+    integrand) and agrees with a Monte Carlo estimate, -mean log p over 2e6 samples of ``toy2d``.
     """
     check_positive("step", step)
     centres, sigma = eight_gaussians_modes()
@@ -191,7 +194,8 @@ def toy2d_entropy(name: str) -> float:
     """The differential entropy in nats of a ``toy2d`` set where it is known exactly: the floor
     under any model's test NLL.
 
-    ``eight_gaussians``: :func:`eight_gaussians_entropy` (2.838). ``checkerboard``: log 32 =
+    ``eight_gaussians``: :func:`eight_gaussians_entropy` (2.8316, not the 2.838 of eight disjoint
+    Gaussians). ``checkerboard``: log 32 =
     3.466: ``_checkerboard`` draws x uniform on [-2, 2] and y uniform on one of the two unit
     cells of x's column that the board occupies (each column has 2 of its 4 cells), so the
     density is uniform on 8 unit cells; scaled by 2, on 8 squares of area 4, area 32.
@@ -258,7 +262,7 @@ class DigitClassifier(nn.Module):
         return torch.cat([self.features(chunk) for chunk in self._check(x).split(batch_size)])
 
 
-def fit_digit_classifier(seed: int = 0, epochs: int = 30, lr: float = 2e-3, batch_size: int = 64,
+def fit_digit_classifier(seed: int = 0, epochs: int = 20, lr: float = 2e-3, batch_size: int = 64,
                          weight_decay: float = 1e-4, shift: int = 1, device: str | torch.device = "cpu"
                          ) -> DigitClassifier:
     """A :class:`DigitClassifier` trained by Adam on ``grey_digits("train")`` and its labels; eval mode.
@@ -266,7 +270,7 @@ def fit_digit_classifier(seed: int = 0, epochs: int = 30, lr: float = 2e-3, batc
     Each minibatch is shifted by up to ``shift`` pixels (zero padding at the border is -1,
     the background): generated digits are rarely centred like the real ones, and a
     classifier that only knows centred digits would misread them. Bit-identical for a seed
-    on a given device and thread count; test accuracy ~0.98.
+    on a given device and thread count; test accuracy 0.989 with the defaults (seed 0).
     """
     check_positive_int("epochs", epochs)
     check_positive_int("batch_size", batch_size)
