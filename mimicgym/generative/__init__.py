@@ -13,6 +13,7 @@ harness and the CLI (``mimicgym gen``) live in the run layer.
 - normalizing flows: :class:`RealNVP`, :class:`Glow`, built from :class:`FlowLayer` s
   (:class:`AffineCoupling`, :class:`ActNorm`, :class:`InvertibleConv1x1`, :class:`Squeeze`,
   :class:`Split`) composed by :class:`Flow`
+- diffusion: :class:`DDPM` (DDPM and DDIM samplers, classifier-free guidance)
 - baselines: :class:`FactorizedBernoulli`, :class:`BernoulliMixture` (fitted by EM)
 """
 
@@ -21,6 +22,7 @@ from mimicgym.generative.autoencoder import Autoencoder
 from mimicgym.generative.autoregressive import FVSBN, MADE, NADE, MaskedLinear
 from mimicgym.generative.base import GenerativeModel
 from mimicgym.generative.baselines import BernoulliMixture, FactorizedBernoulli
+from mimicgym.generative.diffusion import DDPM, NoiseSchedule, beta_schedule
 from mimicgym.generative.flow_bases import DiagonalGaussian, GaussianMixture, StandardNormal
 from mimicgym.generative.flow_layers import ActNorm, InvertibleConv1x1, LogitTransform, Split, Squeeze
 from mimicgym.generative.flow_models import Glow, RealNVP
@@ -34,7 +36,7 @@ from mimicgym.generative.wavenet import WaveNet, mu_law_decode, mu_law_encode
 # The models the training harness fits by gradient (``mimicgym gen train MODEL``).
 MODELS: dict[str, type[GenerativeModel]] = {cls.__name__: cls for cls in (
     FactorizedBernoulli, FVSBN, NADE, MADE, RBM, PixelCNN, WaveNet, CausalTransformer, Autoencoder, VAE,
-    BetaVAE, VQVAE, RealNVP, Glow)}
+    BetaVAE, VQVAE, RealNVP, Glow, DDPM)}
 
 __all__ = [
     "GenerativeModel", "MODELS", "Autoencoder", "VAE", "BetaVAE", "VQVAE", "VectorQuantizer", "RBM", "FVSBN",
@@ -42,5 +44,6 @@ __all__ = [
     "MultiHeadAttention", "scaled_dot_product_attention", "mu_law_encode", "mu_law_decode",
     "BernoulliMixture", "FactorizedBernoulli", "RealNVP", "Glow", "Flow", "FlowLayer", "AffineCoupling",
     "AffineInjector", "ActNorm", "InvertibleConv1x1", "Squeeze", "Split", "LogitTransform", "StandardNormal",
-    "DiagonalGaussian", "GaussianMixture", "checkerboard_mask", "channel_mask",
+    "DiagonalGaussian", "GaussianMixture", "checkerboard_mask", "channel_mask", "DDPM",
+    "NoiseSchedule", "beta_schedule",
 ]
