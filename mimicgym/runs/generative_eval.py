@@ -99,6 +99,9 @@ def write_samples(model: GenerativeModel, data: DataSplits, path: Path, n: int =
     generator = torch.Generator(model.device).manual_seed(model.seed if seed is None else seed)
     if data.view == "points":
         n = max(n, 1_000)
+    classes = getattr(model.config, "num_classes", None)
+    if classes is not None and options.get("condition") is None:  # a conditional model: every class in turn
+        options["condition"] = torch.arange(n, device=model.device) % classes
     try:
         samples = model.sample(n, generator=generator, **options)
     except NotImplementedError:  # not yet: an autoencoder samples once its codes' Gaussian is fitted
