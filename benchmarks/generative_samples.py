@@ -155,11 +155,123 @@ def mean_over_seeds(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# -- digits ---------------------------------------------------------------------------------
+DIGITS = {  # model -> hyperparameters and training options of the full run
+    "RealNVP": {"hyperparameters": {"levels": 17}, "train": {"epochs": 120, "lr": 1e-3, "lr_schedule": "cosine"}},
+    "Glow": {"hyperparameters": {"levels": 17}, "train": {"epochs": 120, "lr": 1e-3, "lr_schedule": "cosine"}},
+    "DDPM": {"hyperparameters": {"num_classes": 10, "clip_sample": 1.0},
+             "train": {"epochs": 100, "lr": 2e-3, "lr_schedule": "cosine"}},
+}
+QUICK_EPOCHS = 2
+FID_SAMPLES = 1_000
+GUIDANCE_WEIGHTS = (0, 1, 3)
+
+
+def digits_data():
+    from mimicgym.generative.data import digit_labels, grey_digits
+
+    return {split: (grey_digits(split), digit_labels(split)) for split in ("train", "valid", "test")}
+
+
+def digit_classifier():
+    from mimicgym.generative.metrics import fit_digit_classifier
+
+    return fit_digit_classifier(seed=0)
+
+
+def digits_reference_job(quick: bool) -> tuple[str, str, int, dict[str, Any]]:
+    """The Frechet distance of real held-out digits to the test split: what a perfect model scores."""
+    from mimicgym.generative.metrics import class_accuracy, digit_frechet_distance
+
+    torch.set_num_threads(1)
+    data, classifier = digits_data(), digit_classifier()
+    (train, train_labels), (test, test_labels) = data["train"], data["test"]
+    return "digits", "real train split", 0, {
+        "frechet_distance": digit_frechet_distance(train, test, classifier),
+        "classifier_test_accuracy": class_accuracy(test, test_labels, classifier),
+        "classifier_train_accuracy": class_accuracy(train, train_labels, classifier)}
+
+
+def digits_job(model_name: str, quick: bool) -> tuple[str, str, int, dict[str, Any]]:
+    """One model trained on the grey digits: its own metric, Frechet distance of 1,000 samples to
+    the test split, sampling time; for the conditional DDPM also guided class accuracy and the
+    sampling loop of diffusers around the same network."""
+    import math as _math
+
+    from mimicgym.generative import MODELS
+    from mimicgym.generative.metrics import digit_frechet_distance
+    from mimicgym.generative.train import fit
+
+    torch.set_num_threads(1)
+    spec = DIGITS[model_name]
+    options = {**spec["train"], **({"epochs": QUICK_EPOCHS} if quick else {})}
+    data, classifier = digits_data(), digit_classifier()
+    (train, train_labels), (valid, valid_labels), (test, _) = data["train"], data["valid"], data["test"]
+    model = MODELS[model_name]((1, 8, 8), seed=0, device="cpu", **spec["hyperparameters"])
+    conditional = getattr(model.config, "num_classes", None) is not None
+    start = time.perf_counter()
+    fit(model, train, valid, condition=train_labels if conditional else None,
+        valid_condition=valid_labels if conditional else None, **options)
+    row: dict[str, Any] = {"train_seconds": time.perf_counter() - start}
+    model.eval()
+    if model.has_likelihood:
+        with torch.no_grad():
+            nll = torch.cat([model.nll(batch) for batch in test.split(256)]).double().mean().item()
+        row["bits_per_dim"] = nll / (64 * _math.log(2))
+    n = 100 if quick else FID_SAMPLES
+    labels = torch.arange(n) % 10
+    condition = {"condition": labels} if conditional else {}
+    generator = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    samples = model.sample(n, generator=generator, **condition)
+    row["sample_seconds_per_1000"] = (time.perf_counter() - start) * 1_000 / n
+    row["frechet_distance"] = digit_frechet_distance(samples, test, classifier)
+    if model_name == "DDPM":
+        row.update(guidance_and_samplers(model, classifier, n))
+    return "digits", model_name, 0, row
+
+
+def guidance_and_samplers(model, classifier, n: int) -> dict[str, Any]:
+    """Class accuracy of DDIM-50 samples at guidance weights 0, 1, 3; DDIM sampling time; our
+    ancestral loop next to diffusers' DDPMScheduler loop around the same network."""
+    from diffusers import DDPMScheduler
+
+    from mimicgym.generative.metrics import class_accuracy
+
+    labels = torch.arange(n) % 10
+    row: dict[str, Any] = {"cfg_class_accuracy": {}}
+    for w in GUIDANCE_WEIGHTS:
+        start = time.perf_counter()
+        samples = model.sample(n, torch.Generator().manual_seed(1), condition=labels, sampler="ddim", steps=50,
+                               guidance=float(w))
+        if w == 0:
+            row["ddim50_sample_seconds_per_1000"] = (time.perf_counter() - start) * 1_000 / n
+        row["cfg_class_accuracy"][str(w)] = class_accuracy(samples, labels, classifier)
+    T = model.config.timesteps
+    scheduler = DDPMScheduler(num_train_timesteps=T, trained_betas=model.schedule.betas.numpy(),
+                              variance_type="fixed_large", clip_sample=True, clip_sample_range=1.0,
+                              prediction_type="epsilon")
+    scheduler.set_timesteps(T)
+    generator = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    with torch.no_grad():
+        x = torch.randn((n, *model.data_shape), generator=generator)
+        for t in scheduler.timesteps:
+            eps = model.predict_noise(x, int(t), labels)
+            x = scheduler.step(eps, t, x, generator=generator).prev_sample
+    row["diffusers_loop_seconds_per_1000"] = (time.perf_counter() - start) * 1_000 / n
+    return row
+
+
 # -- driver ---------------------------------------------------------------------------------
 def flow_jobs(quick: bool) -> list[tuple[Callable, tuple]]:
     spec = QUICK_FLOW if quick else FLOW
     return [(flow_job, (d, m, s, quick)) for d in FLOW_SETS for m in ("RealNVP", "Glow", "ref:zuko.RealNVP")
             for s in spec["seeds"]]
+
+
+def digits_jobs(quick: bool) -> list[tuple[Callable, tuple]]:
+    return [(digits_reference_job, (quick,))] + [(digits_job, (m, quick)) for m in DIGITS]
 
 
 def check_targets(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
@@ -196,6 +308,10 @@ def markdown(results: dict[str, dict[str, dict[str, Any]]]) -> str:
                   "|---|" + "---:|" * len(metrics)]
         for model, row in rows.items():
             lines.append(f"| {model} | " + " | ".join(_cell(row.get(m)) for m in metrics) + " |")
+        for model, row in rows.items():
+            if "cfg_class_accuracy" in row:
+                shown = ", ".join(f"w={w}: {acc:.3f}" for w, acc in row["cfg_class_accuracy"].items())
+                lines += ["", f"{model}: class accuracy of guided samples (classifier-free guidance) {shown}"]
         lines.append("")
     return "\n".join(lines)
 
@@ -208,19 +324,22 @@ def _cell(value) -> str:
     return f"{value:.4f}" if abs(value) < 100 else f"{value:.1f}"
 
 
+SECTIONS: dict[str, Callable[[bool], list[tuple[Callable, tuple]]]] = {"flows": flow_jobs, "digits": digits_jobs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short training: checks that everything runs")
-    parser.add_argument("--only", nargs="*", choices=["flows"], help="sections to run (default all)")
+    parser.add_argument("--only", nargs="*", choices=SECTIONS, help="sections to run (default all)")
     parser.add_argument("--workers", type=int, default=2, help="jobs in parallel, one torch thread each")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON path (a .md table is written beside it)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.perf_counter()
-    sections = args.only or ["flows"]
+    sections = args.only or list(SECTIONS)
     results: dict[str, dict[str, dict[str, Any]]] = {}
     per_seed: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    jobs = flow_jobs(args.quick) if "flows" in sections else []
+    jobs = [job for section in sections for job in SECTIONS[section](args.quick)]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = [pool.submit(fn, *fn_args) for fn, fn_args in jobs]
         if "flows" in sections:
@@ -231,10 +350,10 @@ def main() -> None:
         for future in futures:
             data_set, model, seed, row = future.result()
             per_seed.setdefault((data_set, model), []).append(row)
-            print(f"{data_set:>16} {model:<20} seed {seed}: nll {row['nll']:.4f} ({row['train_seconds']:.0f} s)",
-                  flush=True)
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float))
+            print(f"{data_set:>16} {model:<22} seed {seed}: {shown}", flush=True)
     for (data_set, model), rows in per_seed.items():
-        results.setdefault(data_set, {})[model] = mean_over_seeds(rows)
+        results.setdefault(data_set, {})[model] = mean_over_seeds(rows) if len(rows) > 1 else rows[0]
     table = markdown(results)
     failures = [] if args.quick else check_targets(results)
     print("\n" + table)
