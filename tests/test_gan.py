@@ -346,6 +346,7 @@ def test_same_seed_is_bit_identical_and_another_seed_differs(cls, shape, options
     assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
     assert all(torch.equal(t, u) for r, s in zip(terms_a, terms_b) for t, u in zip(r.values(), s.values()))
     assert torch.equal(samples_a, samples_b) and not torch.allclose(samples_a, samples_c)
+    assert not torch.equal(a.G.net[0].weight, c.G.net[0].weight)  # another seed, another initialisation
     assert not torch.equal(a.sample(8), samples_a)  # the model's generator moved on
 
 

@@ -116,7 +116,7 @@ def test_vqvae_run_fits_its_prior_and_reloads_with_it(tmp_path):
 def test_autoencoder_run_reports_reconstruction_not_nll(tmp_path):
     result = train_generative(_config(tmp_path, model="Autoencoder", epochs=2, lr=1e-3))
     saved = json.loads((result.run_dir / "eval.json").read_text())
-    assert set(saved) == {"test_reconstruction_error", "test_examples"}
+    assert set(saved) == {"test_reconstruction_error", "test_frechet_distance", "test_examples"}
     assert saved["test_reconstruction_error"] == pytest.approx(result.test_nll)
     assert result.model.sample(4).shape == (4, 1, 8, 8)  # codes' Gaussian fitted at the end
 
@@ -175,7 +175,8 @@ def test_conditional_ddpm_run_resumes_exactly_and_samples_with_guidance(tmp_path
     resumed = train_generative(resume=first.run_dir, epochs=2, progress_bar=False)
     assert [r.train_loss for r in resumed.history] == [r.train_loss for r in straight.history]
     saved = json.loads((straight.run_dir / "eval.json").read_text())
-    assert set(saved) == {"test_denoising_loss", "test_examples"} and 0 < saved["test_denoising_loss"] < 1.0
+    assert set(saved) == {"test_denoising_loss", "test_frechet_distance", "test_examples"}
+    assert 0 < saved["test_denoising_loss"] < 1.0
     path = sample_run(straight.run_dir, 10, seed=1, sampler="ddim", steps=5, guidance=2.0, condition=7)
     assert path.read_bytes() == sample_run(straight.run_dir, 10, tmp_path / "again.png", seed=1, sampler="ddim",
                                            steps=5, guidance=2.0, condition=7).read_bytes()
@@ -194,3 +195,14 @@ def test_model_and_data_that_do_not_fit_are_refused(tmp_path, model, data, messa
 def test_conditional_model_needs_labelled_data(tmp_path):
     with pytest.raises(ConfigError, match="class-conditional.*no labels"):
         train_generative(_config(tmp_path, model="DDPM", data="two_moons", hyperparameters={"num_classes": 2}))
+
+
+def test_gan_run_is_judged_by_its_samples(tmp_path):
+    result = train_generative(_config(tmp_path, model="GAN", data="eight_gaussians", epochs=3, lr=1e-3,
+                                      batch_size=256, hyperparameters={"hidden": [64, 64]}))
+    saved = json.loads((result.run_dir / "eval.json").read_text())
+    assert set(saved) == {"test_energy_distance", "modes_covered", "test_examples"}  # no likelihood, no loss
+    assert evaluate_run(result.run_dir) | {"run": None} == {**saved, "run": None, "model": "GAN",
+                                                            "data": "eight_gaussians"}
+    progress = json.loads((result.run_dir / "progress.json").read_text())
+    assert {"train/loss", "train/discriminator_loss"} <= progress.keys() and "valid/None" not in progress

@@ -13,6 +13,8 @@ harness and the CLI (``mimicgym gen``) live in the run layer.
 - normalizing flows: :class:`RealNVP`, :class:`Glow`, built from :class:`FlowLayer` s
   (:class:`AffineCoupling`, :class:`ActNorm`, :class:`InvertibleConv1x1`, :class:`Squeeze`,
   :class:`Split`) composed by :class:`Flow`
+- adversarial models: :class:`GAN`, :class:`DCGAN`, :class:`WGANGP` (unrolled and
+  class-conditional variants, inversion)
 - diffusion: :class:`DDPM` (DDPM and DDIM samplers, classifier-free guidance)
 - baselines: :class:`FactorizedBernoulli`, :class:`BernoulliMixture` (fitted by EM)
 """
@@ -27,6 +29,7 @@ from mimicgym.generative.flow_bases import DiagonalGaussian, GaussianMixture, St
 from mimicgym.generative.flow_layers import ActNorm, InvertibleConv1x1, LogitTransform, Split, Squeeze
 from mimicgym.generative.flow_models import Glow, RealNVP
 from mimicgym.generative.flows import AffineCoupling, AffineInjector, Flow, FlowLayer, channel_mask, checkerboard_mask
+from mimicgym.generative.gan import DCGAN, GAN, WGANGP
 from mimicgym.generative.pixelcnn import MaskedConv2d, PixelCNN
 from mimicgym.generative.rbm import RBM
 from mimicgym.generative.vae import VAE, BetaVAE
@@ -36,7 +39,7 @@ from mimicgym.generative.wavenet import WaveNet, mu_law_decode, mu_law_encode
 # The models the training harness fits by gradient (``mimicgym gen train MODEL``).
 MODELS: dict[str, type[GenerativeModel]] = {cls.__name__: cls for cls in (
     FactorizedBernoulli, FVSBN, NADE, MADE, RBM, PixelCNN, WaveNet, CausalTransformer, Autoencoder, VAE,
-    BetaVAE, VQVAE, RealNVP, Glow, DDPM)}
+    BetaVAE, VQVAE, RealNVP, Glow, GAN, DCGAN, WGANGP, DDPM)}
 
 __all__ = [
     "GenerativeModel", "MODELS", "Autoencoder", "VAE", "BetaVAE", "VQVAE", "VectorQuantizer", "RBM", "FVSBN",
@@ -45,5 +48,5 @@ __all__ = [
     "BernoulliMixture", "FactorizedBernoulli", "RealNVP", "Glow", "Flow", "FlowLayer", "AffineCoupling",
     "AffineInjector", "ActNorm", "InvertibleConv1x1", "Squeeze", "Split", "LogitTransform", "StandardNormal",
     "DiagonalGaussian", "GaussianMixture", "checkerboard_mask", "channel_mask", "DDPM",
-    "NoiseSchedule", "beta_schedule",
+    "NoiseSchedule", "beta_schedule", "GAN", "DCGAN", "WGANGP",
 ]

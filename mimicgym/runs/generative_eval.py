@@ -4,13 +4,15 @@
 per unit, bits per dimension for dequantised images, an upper bound where the model gives one),
 or the model's own validation metric (a plain autoencoder's reconstruction error, a diffusion
 model's denoising loss); for 2-D data also the energy distance of 5,000 samples to the test
-points and, on eight Gaussians, the modes they cover. Pictures: a grid of image samples, a
+points and, on eight Gaussians, the modes they cover; for grey digits the Frechet distance of
+500 samples to the test digits on a small classifier's features. Pictures: a grid of image samples, a
 scatter plot of 2-D samples beside the test points, traversals and interpolations of a VAE.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from mimicgym.runs.generative_data import DataSplits, as_pictures
 from mimicgym.utils.io import atomic_write
 
 POINT_SAMPLES = 5_000  # 2-D samples drawn for the sample-quality numbers and the scatter plot
+FRECHET_SAMPLES = 500  # digit samples drawn for the Frechet distance
 
 
 @torch.no_grad()
@@ -53,7 +56,40 @@ def evaluate(model: GenerativeModel, data: DataSplits) -> dict[str, Any]:
         record = {f"test_{model.validation_metric}": value}
     if data.view == "points":
         record.update(point_sample_quality(model, data))
+    if data.view == "signed" and data.name == "digits":
+        record["test_frechet_distance"] = digit_frechet_distance(model, data)
     return {**record, "test_examples": len(data.test)}
+
+
+@lru_cache(maxsize=1)
+def _digit_classifier():
+    from mimicgym.generative.metrics import fit_digit_classifier
+
+    with torch.enable_grad():  # callers may hold no_grad
+        return fit_digit_classifier(seed=0)
+
+
+@torch.no_grad()
+def digit_frechet_distance(model: GenerativeModel, data: DataSplits, n: int = FRECHET_SAMPLES) -> float:
+    """Frechet distance of ``n`` seeded samples (every class in turn for a conditional model) to
+    the test digits, on the features of a small classifier trained on the training split."""
+    from mimicgym.generative.metrics import digit_frechet_distance as frechet
+
+    samples = sample(model, n, torch.Generator(model.device).manual_seed(model.seed))
+    return float(frechet(samples.cpu(), data.test, _digit_classifier()))
+
+
+def sample(model: GenerativeModel, n: int, generator: torch.Generator, **options: Any) -> torch.Tensor:
+    """``n`` samples in eval mode; a conditional model draws every class in turn unless told one."""
+    classes = getattr(model.config, "num_classes", None)
+    if classes is not None and options.get("condition") is None:
+        options["condition"] = torch.arange(n, device=model.device) % classes
+    was_training = model.training
+    model.eval()
+    try:
+        return model.sample(n, generator=generator, **options)
+    finally:
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -61,8 +97,7 @@ def point_sample_quality(model: GenerativeModel, data: DataSplits, n: int = POIN
     """Energy distance of ``n`` seeded samples to the test points; modes covered on eight Gaussians."""
     from mimicgym.generative.metrics import eight_gaussians_modes, energy_distance, modes_covered
 
-    model.eval()
-    samples = model.sample(n, generator=torch.Generator(model.device).manual_seed(model.seed)).cpu()
+    samples = sample(model, n, torch.Generator(model.device).manual_seed(model.seed)).cpu()
     quality: dict[str, Any] = {"test_energy_distance": float(energy_distance(samples, data.test))}
     if data.name == "eight_gaussians":
         centres, sigma = eight_gaussians_modes()
@@ -81,9 +116,11 @@ def describe_evaluation(record: dict[str, Any]) -> str:
             line += f" ({record['test_bits_per_dim']:.3f} bits/dim)"
         line += " (an upper bound)" if record["is_bound"] else ""
     else:
-        metrics = [(k, v) for k, v in record.items() if k.startswith("test_") and k != "test_examples"
-                   and k != "test_energy_distance"]
+        metrics = [(k, v) for k, v in record.items() if k.startswith("test_")
+                   and k not in ("test_examples", "test_energy_distance", "test_frechet_distance")]
         line = ", ".join(f"{k.removeprefix('test_').replace('_', ' ')} {v:.4f} on test" for k, v in metrics)
+    if "test_frechet_distance" in record:
+        line += ("; " if line else "") + f"Frechet distance of samples to test {record['test_frechet_distance']:.2f}"
     if "test_energy_distance" in record:
         line += ("; " if line else "") + f"energy distance of samples to test {record['test_energy_distance']:.4f}"
         if "modes_covered" in record:
@@ -95,19 +132,13 @@ def write_samples(model: GenerativeModel, data: DataSplits, path: Path, n: int =
                   **options: Any) -> Path | None:
     """``n`` seeded samples (seed: the model's own) as a PNG grid (images), a scatter plot beside
     the test points (2-D) or token rows in a text file (sequences)."""
-    model.eval()
     generator = torch.Generator(model.device).manual_seed(model.seed if seed is None else seed)
     if data.view == "points":
         n = max(n, 1_000)
-    classes = getattr(model.config, "num_classes", None)
-    if classes is not None and options.get("condition") is None:  # a conditional model: every class in turn
-        options["condition"] = torch.arange(n, device=model.device) % classes
     try:
-        samples = model.sample(n, generator=generator, **options)
+        samples = sample(model, n, generator, **options)
     except NotImplementedError:  # not yet: an autoencoder samples once its codes' Gaussian is fitted
         return None
-    finally:
-        model.train()
     if data.view == "tokens":
         rows = "\n".join(" ".join(map(str, row)) for row in samples.long().flatten(1).tolist()) + "\n"
         with atomic_write(path, "w") as f:
