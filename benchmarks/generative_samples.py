@@ -57,6 +57,7 @@ N_TRAIN, N_TEST, N_SAMPLES = 20_000, 5_000, 5_000
 # The flows' comparison: every flow gets these, ours and the library's alike.
 FLOW = {"layers": 8, "hidden": 128, "steps": 6_000, "batch": 256, "lr": 1e-3, "seeds": (0, 1, 2)}
 QUICK_FLOW = {**FLOW, "steps": 300, "seeds": (0,)}
+QUICK_EPOCHS = 2
 
 
 # -- shared ---------------------------------------------------------------------------------
@@ -155,14 +156,48 @@ def mean_over_seeds(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# -- 2-D sample quality ---------------------------------------------------------------------
+SAMPLERS_2D = {  # name -> (model class, hyperparameters, training options of the full run)
+    "GAN": ("GAN", {}, {"epochs": 300, "lr": 1e-3}),
+    "UnrolledGAN": ("GAN", {"unrolled_steps": 5}, {"epochs": 45, "lr": 1e-3}),
+    "WGANGP": ("WGANGP", {}, {"epochs": 65, "lr": 3e-4}),
+    "DDPM": ("DDPM", {}, {"epochs": 120, "lr": 1e-3, "lr_schedule": "cosine"}),
+}
+
+
+def sample_quality_job(data_set: str, name: str, quick: bool) -> tuple[str, str, int, dict[str, Any]]:
+    """A GAN or diffusion model trained on one 2-D set: energy distance and modes of 5,000 samples."""
+    from mimicgym.generative import MODELS
+    from mimicgym.generative.train import fit
+
+    torch.set_num_threads(1)
+    model_name, hyperparameters, options = SAMPLERS_2D[name]
+    options = {**options, "batch_size": 256, **({"epochs": QUICK_EPOCHS} if quick else {})}
+    train, test = toy_splits(data_set)
+    model = MODELS[model_name]((2,), seed=0, device="cpu", **hyperparameters)
+    start = time.perf_counter()
+    fit(model, train, **options)
+    row: dict[str, Any] = {"train_seconds": time.perf_counter() - start}
+    model.eval()
+    with torch.no_grad():
+        samples = model.sample(N_SAMPLES, generator=torch.Generator().manual_seed(0))
+    row["sample_seconds_per_1000"] = seconds_per_1000(model.sample)
+    return data_set, name, 0, {**row, **sample_quality(samples, test, data_set)}
+
+
+def sample_quality_jobs(quick: bool) -> list[tuple[Callable, tuple]]:
+    return [(sample_quality_job, (d, m, quick)) for d in FLOW_SETS for m in SAMPLERS_2D]
+
+
 # -- digits ---------------------------------------------------------------------------------
 DIGITS = {  # model -> hyperparameters and training options of the full run
     "RealNVP": {"hyperparameters": {"levels": 17}, "train": {"epochs": 120, "lr": 1e-3, "lr_schedule": "cosine"}},
     "Glow": {"hyperparameters": {"levels": 17}, "train": {"epochs": 120, "lr": 1e-3, "lr_schedule": "cosine"}},
     "DDPM": {"hyperparameters": {"num_classes": 10, "clip_sample": 1.0},
              "train": {"epochs": 100, "lr": 2e-3, "lr_schedule": "cosine"}},
+    "DCGAN": {"hyperparameters": {}, "train": {"epochs": 400, "lr": 2e-4}},
+    "WGANGP": {"hyperparameters": {}, "train": {"epochs": 150, "lr": 2e-4}},
 }
-QUICK_EPOCHS = 2
 FID_SAMPLES = 1_000
 GUIDANCE_WEIGHTS = (0, 1, 3)
 
@@ -210,8 +245,9 @@ def digits_job(model_name: str, quick: bool) -> tuple[str, str, int, dict[str, A
     model = MODELS[model_name]((1, 8, 8), seed=0, device="cpu", **spec["hyperparameters"])
     conditional = getattr(model.config, "num_classes", None) is not None
     start = time.perf_counter()
-    fit(model, train, valid, condition=train_labels if conditional else None,
-        valid_condition=valid_labels if conditional else None, **options)
+    validate = model.validation_metric is not None
+    fit(model, train, valid if validate else None, condition=train_labels if conditional else None,
+        valid_condition=valid_labels if conditional and validate else None, **options)
     row: dict[str, Any] = {"train_seconds": time.perf_counter() - start}
     model.eval()
     if model.has_likelihood:
@@ -324,7 +360,8 @@ def _cell(value) -> str:
     return f"{value:.4f}" if abs(value) < 100 else f"{value:.1f}"
 
 
-SECTIONS: dict[str, Callable[[bool], list[tuple[Callable, tuple]]]] = {"flows": flow_jobs, "digits": digits_jobs}
+SECTIONS: dict[str, Callable[[bool], list[tuple[Callable, tuple]]]] = {
+    "flows": flow_jobs, "samples": sample_quality_jobs, "digits": digits_jobs}
 
 
 def main() -> None:
