@@ -264,7 +264,54 @@ def digits_job(model_name: str, quick: bool) -> tuple[str, str, int, dict[str, A
     row["frechet_distance"] = digit_frechet_distance(samples, test, classifier)
     if model_name == "DDPM":
         row.update(guidance_and_samplers(model, classifier, n))
+        row.update(controlnet_agreement(model, train, train_labels, test, data["test"][1], quick))
     return "digits", model_name, 0, row
+
+
+def controlnet_agreement(ddpm, train, train_labels, test, test_labels, quick: bool) -> dict[str, Any]:
+    """A ControlNet trained on the frozen DDPM with the 4x4 sketch of each image as its new
+    condition: the mean absolute error between the sketch of a sample and the sketch asked for
+    (the test images'), for the ControlNet's samples and for the frozen DDPM's."""
+    from mimicgym.generative import ControlNet, sketch, sketch_error
+    from mimicgym.generative.train import fit
+
+    control = ControlNet(ddpm, seed=0)
+    start = time.perf_counter()
+    fit(control, train, condition=train_labels, epochs=QUICK_EPOCHS if quick else 60, lr=1e-3,
+        lr_schedule="cosine")
+    seconds = time.perf_counter() - start
+    hints = sketch(test)
+    options = {"labels": test_labels, "sampler": "ddim", "steps": 50}
+    steered = control.sample(len(test), torch.Generator().manual_seed(0), condition=hints, **options)
+    free = control.sample(len(test), torch.Generator().manual_seed(0), condition=None, **options)
+    return {"controlnet_train_seconds": seconds, "controlnet_sketch_error": sketch_error(steered, hints).mean().item(),
+            "frozen_sketch_error": sketch_error(free, hints).mean().item()}
+
+
+def latent_diffusion_job(quick: bool) -> tuple[str, str, int, dict[str, Any]]:
+    """A DDPM in the 12-dimensional code space of a Gaussian-decoder VAE trained on the grey digits."""
+    from mimicgym.generative import VAE, LatentDiffusion
+    from mimicgym.generative.metrics import digit_frechet_distance
+    from mimicgym.generative.train import fit
+
+    torch.set_num_threads(1)
+    data, classifier = digits_data(), digit_classifier()
+    (train, _), (valid, _), (test, _) = data["train"], data["valid"], data["test"]
+    start = time.perf_counter()
+    vae = VAE((1, 8, 8), seed=0, device="cpu", decoder="gaussian", latent_dim=12)
+    fit(vae, train, valid, epochs=QUICK_EPOCHS if quick else 100, lr=1e-3)
+    model = LatentDiffusion(vae, seed=0).fit_latent_scale(train)
+    fit(model, train, valid, epochs=QUICK_EPOCHS if quick else 150, lr=1e-3, lr_schedule="cosine")
+    row: dict[str, Any] = {"train_seconds": time.perf_counter() - start}
+    n = 100 if quick else FID_SAMPLES
+    start = time.perf_counter()
+    samples = model.sample(n, generator=torch.Generator().manual_seed(0))
+    row["sample_seconds_per_1000"] = (time.perf_counter() - start) * 1_000 / n
+    row["frechet_distance"] = digit_frechet_distance(samples, test, classifier)
+    with torch.no_grad():
+        row["vae_frechet_distance"] = digit_frechet_distance(
+            vae.sample(n, generator=torch.Generator().manual_seed(0), mean=True), test, classifier)
+    return "digits", "LatentDiffusion", 0, row
 
 
 def guidance_and_samplers(model, classifier, n: int) -> dict[str, Any]:
@@ -307,7 +354,8 @@ def flow_jobs(quick: bool) -> list[tuple[Callable, tuple]]:
 
 
 def digits_jobs(quick: bool) -> list[tuple[Callable, tuple]]:
-    return [(digits_reference_job, (quick,))] + [(digits_job, (m, quick)) for m in DIGITS]
+    return ([(digits_job, ("DDPM", quick)), (digits_reference_job, (quick,)), (latent_diffusion_job, (quick,))]
+            + [(digits_job, (m, quick)) for m in DIGITS if m != "DDPM"])
 
 
 def check_targets(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:

@@ -15,7 +15,9 @@ harness and the CLI (``mimicgym gen``) live in the run layer.
   :class:`Split`) composed by :class:`Flow`
 - adversarial models: :class:`GAN`, :class:`DCGAN`, :class:`WGANGP` (unrolled and
   class-conditional variants, inversion)
-- diffusion: :class:`DDPM` (DDPM and DDIM samplers, classifier-free guidance)
+- diffusion: :class:`DDPM` (DDPM and DDIM samplers, classifier-free guidance), and on trained
+  models :class:`LatentDiffusion` (a DDPM over a VAE's codes) and :class:`ControlNet` (a
+  trainable branch steering a frozen DDPM by a new condition)
 - baselines: :class:`FactorizedBernoulli`, :class:`BernoulliMixture` (fitted by EM)
 """
 
@@ -24,12 +26,14 @@ from mimicgym.generative.autoencoder import Autoencoder
 from mimicgym.generative.autoregressive import FVSBN, MADE, NADE, MaskedLinear
 from mimicgym.generative.base import GenerativeModel
 from mimicgym.generative.baselines import BernoulliMixture, FactorizedBernoulli
+from mimicgym.generative.controlnet import ControlNet, sketch, sketch_error
 from mimicgym.generative.diffusion import DDPM, NoiseSchedule, beta_schedule
 from mimicgym.generative.flow_bases import DiagonalGaussian, GaussianMixture, StandardNormal
 from mimicgym.generative.flow_layers import ActNorm, InvertibleConv1x1, LogitTransform, Split, Squeeze
 from mimicgym.generative.flow_models import Glow, RealNVP
 from mimicgym.generative.flows import AffineCoupling, AffineInjector, Flow, FlowLayer, channel_mask, checkerboard_mask
 from mimicgym.generative.gan import DCGAN, GAN, WGANGP
+from mimicgym.generative.latent_diffusion import LatentDiffusion
 from mimicgym.generative.pixelcnn import MaskedConv2d, PixelCNN
 from mimicgym.generative.rbm import RBM
 from mimicgym.generative.vae import VAE, BetaVAE
@@ -49,4 +53,5 @@ __all__ = [
     "AffineInjector", "ActNorm", "InvertibleConv1x1", "Squeeze", "Split", "LogitTransform", "StandardNormal",
     "DiagonalGaussian", "GaussianMixture", "checkerboard_mask", "channel_mask", "DDPM",
     "NoiseSchedule", "beta_schedule", "GAN", "DCGAN", "WGANGP",
+    "LatentDiffusion", "ControlNet", "sketch", "sketch_error",
 ]

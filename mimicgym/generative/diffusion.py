@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -48,6 +49,8 @@ NETWORKS = ("auto", "mlp", "unet", "temporal")
 SAMPLERS = ("ddpm", "ddim")
 DEFAULT_WIDTHS = {"mlp": (256, 256, 256), "unet": (32, 64), "temporal": (64, 64, 64, 64)}
 COSINE_OFFSET = 0.008  # s of Nichol & Dhariwal: keeps beta_1 from vanishing
+# eps_theta(x_t, time, labels): the network a loss or a sampler calls (DDPM._eps or a ControlNet's).
+NoisePredictor = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
 
 # -- schedules -------------------------------------------------------------------------------
@@ -301,13 +304,16 @@ class DDPM(GenerativeModel):
         return self.network(x_t, time, condition)
 
     def _guided_eps(self, x_t: torch.Tensor, time: torch.Tensor, labels: torch.Tensor | None,
-                    guidance: float) -> torch.Tensor:
+                    guidance: float, predict: NoisePredictor | None = None) -> torch.Tensor:
+        """``predict`` (default ``_eps``; a ControlNet passes its own) sees one batch of 2B when
+        guiding: the conditional half first, then the same x_t with the null label."""
+        predict = self._eps if predict is None else predict
         if guidance == 0.0:
-            return self._eps(x_t, time, labels)
+            return predict(x_t, time, labels)
         null = torch.full_like(labels, self.config.num_classes)
         # Both predictions in one batch: (2B, ...) -> conditional, unconditional.
-        conditional, unconditional = self._eps(torch.cat([x_t, x_t]), torch.cat([time, time]),
-                                               torch.cat([labels, null])).chunk(2)
+        conditional, unconditional = predict(torch.cat([x_t, x_t]), torch.cat([time, time]),
+                                             torch.cat([labels, null])).chunk(2)
         return (1 + guidance) * conditional - guidance * unconditional
 
     def predict_noise(self, x_t: torch.Tensor, t: int | torch.Tensor, condition: torch.Tensor | int | None = None,
@@ -328,9 +334,9 @@ class DDPM(GenerativeModel):
 
     # -- training ----------------------------------------------------------------------------
     def _denoising_losses(self, x0: torch.Tensor, labels: torch.Tensor | None, generator: torch.Generator,
-                          condition_dropout: float) -> torch.Tensor:
+                          condition_dropout: float, predict: NoisePredictor | None = None) -> torch.Tensor:
         """||eps - eps_theta(x_t, t)||^2, mean over entries, per example (B,); t, eps (and the
-        dropped labels) drawn from ``generator``."""
+        dropped labels) drawn from ``generator``; eps_theta is ``predict`` (default ``_eps``)."""
         B, T = len(x0), self.config.timesteps
         if self.config.continuous_time:
             u = torch.rand(B, generator=generator, device=self.device, dtype=torch.float64)
@@ -343,13 +349,16 @@ class DDPM(GenerativeModel):
             drop = torch.rand(B, generator=generator, device=self.device) < condition_dropout
             labels = labels.masked_fill(drop, self.config.num_classes)
         x_t = diffuse(x0, alpha_bar, noise)
-        eps = self._eps(x_t, time.to(x0.dtype), labels)
+        eps = (self._eps if predict is None else predict)(x_t, time.to(x0.dtype), labels)
         return (eps - noise).pow(2).flatten(1).mean(1)
 
-    def loss(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, condition: torch.Tensor | None = None,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """The simple loss, its draws from ``generator`` (default: the model's; a model that
+        holds this one, such as latent diffusion, passes its own checkpointed generator)."""
         x = self.check_input(x)
         labels = self.check_condition(condition, len(x))
-        return self._denoising_losses(x, labels, self.generator, self.config.condition_dropout).mean()
+        return self._denoising_losses(x, labels, self.rng(generator), self.config.condition_dropout).mean()
 
     def validation_loss(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """The simple loss per example (B,), no label dropped, with timesteps and noise from a
@@ -369,10 +378,21 @@ class DDPM(GenerativeModel):
         ``guidance``: the classifier-free weight w (needs ``condition``); ``eta``: DDIM's noise
         scale (0: deterministic given x_T)."""
         check_positive_int("n", n)
+        self._check_guidance(guidance)
+        labels = self.check_condition(condition, n)
+        return self.reverse_process(n, lambda x, time: self._guided_eps(x, time, labels, guidance), generator,
+                                    sampler, steps, eta)
+
+    @torch.no_grad()
+    def reverse_process(self, n: int, predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                        generator: torch.Generator | None = None, sampler: str = "ddpm", steps: int | None = None,
+                        eta: float = 0.0) -> torch.Tensor:
+        """The sampler loop of :meth:`sample` around any noise prediction ``predict(x_t, time)``
+        (time (n,) float): a model that steers this one (a ControlNet) samples through it."""
+        check_positive_int("n", n)
         check_choice("sampler", sampler, SAMPLERS)
         check_positive("eta", eta, allow_zero=True)
-        self._check_guidance(guidance)
-        labels, rng = self.check_condition(condition, n), self.rng(generator)
+        rng = self.rng(generator)
         if steps is None and sampler == "ddim":
             steps = min(50, self.config.timesteps)
         timesteps = self.schedule.sampling_timesteps(steps)
@@ -383,7 +403,7 @@ class DDPM(GenerativeModel):
         for i, t in enumerate(timesteps):
             prev_t = timesteps[i + 1] if i + 1 < len(timesteps) else -1
             time = torch.full((n,), float(t), device=self.device)
-            eps = self._guided_eps(x, time, labels, guidance)
+            eps = predict(x, time)
             if sampler == "ddpm":
                 noise = torch.randn(x.shape, generator=rng, device=self.device) if prev_t >= 0 else None
                 x = self.schedule.ddpm_step(eps, t, x, noise, prev_t, clip)
