@@ -30,6 +30,7 @@ _EXPORTS = {
     "DQN": "dqn",
     "Reinforce": "reinforce",
     "A2C": "a2c",
+    "PPO": "ppo",
     # shared API and logging
     "Agent": "base",
     "TabularAgent": "base",
@@ -50,6 +51,7 @@ AGENTS = {
     "dqn": "DQN",
     "reinforce": "Reinforce",
     "a2c": "A2C",
+    "ppo": "PPO",
 }
 
 __all__ = sorted(_EXPORTS) + ["AGENTS", "get_agent_class"]

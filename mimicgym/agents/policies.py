@@ -19,6 +19,7 @@ from torch import nn
 
 from mimicgym.agents.networks import make_encoder, mlp
 from mimicgym.agents.normalization import RunningObservationNormalizer
+from mimicgym.errors import ConfigError
 from mimicgym.utils.checks import check_choice, check_positive, check_probability
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
@@ -82,10 +83,11 @@ def make_distribution(action_space: gym.Space, log_std_init: float = 0.0) -> nn.
     raise TypeError(f"unsupported action space {action_space}; use Discrete or a float Box")
 
 
-def check_actor_critic_hyperparameters(config) -> None:
-    """The checks A2C's and REINFORCE's configs share, by field name; normalises a list
-    ``net_arch`` to ints in place."""
-    check_positive("learning_rate", config.learning_rate)
+def check_actor_critic_hyperparameters(config, check_learning_rate: bool = True) -> None:
+    """The checks A2C's, REINFORCE's and PPO's configs share, by field name; normalises a list
+    ``net_arch`` to ints in place. (PPO checks its learning rate schedule itself.)"""
+    if check_learning_rate:
+        check_positive("learning_rate", config.learning_rate)
     check_probability("gamma", config.gamma)
     check_positive("ent_coef", config.ent_coef, allow_zero=True)
     check_positive("vf_coef", config.vf_coef, allow_zero=True)
@@ -94,6 +96,29 @@ def check_actor_critic_hyperparameters(config) -> None:
     split_net_arch(config.net_arch)  # validates widths and dict keys
     if not isinstance(config.net_arch, dict):
         config.net_arch = [int(w) for w in config.net_arch]
+
+
+# SB3's policy_kwargs -> the config fields our actor-critic agents build their network from
+_POLICY_KWARGS = {"net_arch": "net_arch", "activation_fn": "activation", "log_std_init": "log_std_init",
+                  "ortho_init": "ortho_init"}
+
+
+def fold_policy_kwargs(config) -> None:
+    """Move SB3's ``config.policy_kwargs`` (``net_arch``, ``activation_fn`` as a name or an
+    ``nn.Module`` class, ``log_std_init``, ``ortho_init``) into the config's own fields, in place,
+    and set it to None: saved configs keep plain values."""
+    kwargs = config.policy_kwargs
+    if kwargs is None:
+        return
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"policy_kwargs must be a dict, got {kwargs!r}")
+    for key, value in kwargs.items():
+        if key not in _POLICY_KWARGS:
+            raise ConfigError(f"policy_kwargs[{key!r}] is not supported; supported keys: {', '.join(_POLICY_KWARGS)}")
+        if key == "activation_fn" and not isinstance(value, str):  # nn.Tanh -> "tanh"
+            value = getattr(value, "__name__", repr(value)).lower()
+        setattr(config, _POLICY_KWARGS[key], value)
+    config.policy_kwargs = None
 
 
 def split_net_arch(net_arch: Sequence[int] | dict) -> tuple[list[int], list[int]]:
