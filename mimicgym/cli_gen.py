@@ -11,6 +11,9 @@ Examples:
   mimicgym gen train RealNVP --data eight_gaussians --epochs 20
   mimicgym gen train DDPM --data digits --epochs 100 --set num_classes=10
   mimicgym gen sample runs/gen_DDPM_digits_s0 --sampler ddim --steps 50 --guidance 3 --condition 7
+  mimicgym gen train ControlNet --base-run runs/gen_DDPM_digits_s0 --epochs 60
+  mimicgym gen train VAE --set decoder=gaussian latent_dim=12 && \
+    mimicgym gen train LatentDiffusion --base-run runs/gen_VAE_digits_s0 --epochs 150
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ def add_gen_parser(sub: argparse._SubParsersAction, parse_assignments) -> None:
     p.add_argument("--sample-every", type=int, help="epochs between sample grids (0: only at the end)")
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], help="learning-rate schedule (default constant)")
     p.add_argument("--prior-epochs", type=int, help="VQ-VAE: epochs of the prior over its codes (default 100)")
+    p.add_argument("--base-run", metavar="RUN", help="LatentDiffusion / ControlNet: the trained VAE / DDPM run")
     p.add_argument("--resume", metavar="RUN", help="continue this run directory")
     p.add_argument("--no-progress", dest="progress_bar", action="store_false", default=None)
     p = commands.add_parser("eval", help="test NLL of a trained run")
@@ -77,7 +81,7 @@ def cmd_gen(args: argparse.Namespace) -> None:
     flags = {name: getattr(args, name) for name in ("data", "epochs", "batch_size", "lr", "patience",
                                                     "max_grad_norm", "seed", "logdir", "run_name", "device",
                                                     "threads", "sample_every", "prior_epochs", "lr_schedule",
-                                                    "progress_bar")}
+                                                    "base_run", "progress_bar")}
     flags = {k: v for k, v in flags.items() if v is not None}
     if args.resume:
         if args.model or args.set:

@@ -206,3 +206,37 @@ def test_gan_run_is_judged_by_its_samples(tmp_path):
                                                             "data": "eight_gaussians"}
     progress = json.loads((result.run_dir / "progress.json").read_text())
     assert {"train/loss", "train/discriminator_loss"} <= progress.keys() and "valid/None" not in progress
+
+
+def test_latent_diffusion_and_controlnet_build_on_trained_runs(tmp_path):
+    vae = train_generative(_config(tmp_path, model="VAE", epochs=2, lr=1e-3,
+                                   hyperparameters={"decoder": "gaussian", "latent_dim": 4}))
+    latent = train_generative(_config(tmp_path, model="LatentDiffusion", base_run=str(vae.run_dir), epochs=2,
+                                      lr=1e-3, hyperparameters={"timesteps": 20}))
+    saved = json.loads((latent.run_dir / "eval.json").read_text())
+    assert 0 < saved["test_denoising_loss"] < 1.5 and saved["test_frechet_distance"] > 0
+    assert evaluate_run(latent.run_dir)["test_denoising_loss"] == saved["test_denoising_loss"]  # scale restored
+    ddpm = train_generative(_config(tmp_path, model="DDPM", epochs=2, lr=2e-3, hyperparameters={
+        "timesteps": 20, "widths": [8, 16], "num_classes": 10, "clip_sample": 1.0}))
+    control = train_generative(_config(tmp_path, model="ControlNet", base_run=str(ddpm.run_dir), epochs=3,
+                                       lr=2e-3, hyperparameters={"hint_widths": [8, 8]}))
+    saved = json.loads((control.run_dir / "eval.json").read_text())
+    assert {"test_sketch_error", "frozen_sketch_error"} <= saved.keys()
+    # Trained for three epochs, the branch already steers samples towards the sketches asked for.
+    assert saved["test_sketch_error"] < 0.9 * saved["frozen_sketch_error"]
+    assert sample_run(control.run_dir, 4, condition=3).is_file()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"model": "ControlNet"}, "ControlNet builds on a trained DDPM run: pass --base-run"),
+    ({"model": "DDPM", "base_run": "x"}, "--base-run is for LatentDiffusion and ControlNet"),
+])
+def test_base_run_errors(tmp_path, options, message):
+    with pytest.raises(ConfigError, match=message):
+        _config(tmp_path, **options)
+
+
+def test_base_run_of_the_wrong_model_is_refused(tmp_path):
+    run = train_generative(_config(tmp_path, epochs=1)).run_dir
+    with pytest.raises(ConfigError, match="ControlNet builds on a DDPM run; .* is a FactorizedBernoulli run"):
+        train_generative(_config(tmp_path, model="ControlNet", base_run=str(run)))

@@ -3,8 +3,9 @@
 Entry points are strings, so registering imports neither the env modules nor MuJoCo.
 Named textbook gridworlds are one class with a ``layout`` keyword; their variants are
 further keywords to ``gym.make`` (``king_moves=True``, ``stochastic_wind=True``,
-``n_states=19``), and ``gym.make_vec(..., vectorization_mode="vector_entry_point")``
-returns the batched numpy implementation with the same dynamics.
+``n_states=19``). For gridworlds and the imitation ids alike,
+``gym.make_vec(..., vectorization_mode="vector_entry_point")`` returns the batched
+implementation with the same dynamics (numpy gridworlds; N imitation characters per call).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from mimicgym.envs.tabular import TabularModel
 _GRID = "mimicgym.envs.gridworld:GridWorldEnv"
 _MIMIC = "mimicgym.envs.mimic.env:MimicEnv"
 _GRID_VEC = "mimicgym.envs.batched:BatchedGridWorld"
+_MIMIC_VEC = "mimicgym.envs.mimic.batched:BatchedMimicEnv"
 
 # id -> (layout, max_episode_steps). Limits are generous where a textbook experiment runs
 # untruncated episodes (the first windy-gridworld episodes take thousands of steps).
@@ -52,7 +54,8 @@ def _register_all() -> None:
         )
     for name, kwargs in MIMIC_ENVS.items():
         if f"mimicgym/{name}" not in gym.registry:
-            gym.register(id=f"mimicgym/{name}", entry_point=_MIMIC, kwargs=kwargs)
+            gym.register(id=f"mimicgym/{name}", entry_point=_MIMIC, vector_entry_point=_MIMIC_VEC,
+                         kwargs=kwargs)
 
 
 _register_all()

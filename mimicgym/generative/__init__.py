@@ -40,10 +40,11 @@ from mimicgym.generative.vae import VAE, BetaVAE
 from mimicgym.generative.vqvae import VQVAE, VectorQuantizer
 from mimicgym.generative.wavenet import WaveNet, mu_law_decode, mu_law_encode
 
-# The models the training harness fits by gradient (``mimicgym gen train MODEL``).
+# The models the training harness fits by gradient (``mimicgym gen train MODEL``); LatentDiffusion
+# and ControlNet are built on a trained VAE / DDPM (``--base-run``), the others from the data shape.
 MODELS: dict[str, type[GenerativeModel]] = {cls.__name__: cls for cls in (
     FactorizedBernoulli, FVSBN, NADE, MADE, RBM, PixelCNN, WaveNet, CausalTransformer, Autoencoder, VAE,
-    BetaVAE, VQVAE, RealNVP, Glow, GAN, DCGAN, WGANGP, DDPM)}
+    BetaVAE, VQVAE, RealNVP, Glow, GAN, DCGAN, WGANGP, DDPM, LatentDiffusion, ControlNet)}
 
 __all__ = [
     "GenerativeModel", "MODELS", "Autoencoder", "VAE", "BetaVAE", "VQVAE", "VectorQuantizer", "RBM", "FVSBN",

@@ -152,12 +152,17 @@ class GenerativeModel(nn.Module):
             _refuse_where(x, (x < 0) | (x > 1), name, "a value in [0, 1]")
         return x
 
+    @property
+    def num_classes(self) -> int | None:
+        """The number of classes a class-conditional model takes (None: unconditional)."""
+        return getattr(self.config, "num_classes", None)
+
     def check_condition(self, condition: torch.Tensor | int | None, batch: int) -> torch.Tensor | None:
         """The class labels of a batch (B,) long on the model's device, or None for an
         unconditional model (``config.num_classes`` None or absent); an int means that class
         for all ``batch`` examples. A missing, misshapen or out-of-range label is an error
         naming it."""
-        classes = getattr(self.config, "num_classes", None)
+        classes = self.num_classes
         name = type(self).__name__
         if classes is None:
             if condition is not None:

@@ -145,9 +145,10 @@ class ControlNet(GenerativeModel):
     def make_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
         return {"model": torch.optim.Adam(self.trainable_parameters(), lr=lr, weight_decay=weight_decay)}
 
-    def check_condition(self, condition: torch.Tensor | int | None, batch: int) -> torch.Tensor | None:
+    @property
+    def num_classes(self) -> int | None:
         """Class labels are the frozen DDPM's (None when it is unconditional)."""
-        return self.ddpm.check_condition(condition, batch)
+        return self.ddpm.num_classes
 
     # -- the network -------------------------------------------------------------------------
     def make_hint(self, x: torch.Tensor) -> torch.Tensor:

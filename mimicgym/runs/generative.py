@@ -42,6 +42,8 @@ from mimicgym.utils.progress import ProgressBar
 from mimicgym.utils.signals import interrupt_requests
 
 CHECKPOINT, MODEL, EVAL = "checkpoint.pt", "model.pt", "eval.json"
+# Models built on another trained model: what their base run must hold.
+BUILT_ON = {"LatentDiffusion": ("VAE", "BetaVAE"), "ControlNet": ("DDPM",)}
 
 
 @dataclass
@@ -62,6 +64,7 @@ class GenConfig:
     threads: int = 1  # torch threads
     sample_every: int = 10  # epochs between sample grids (0: only at the end)
     prior_epochs: int = 100  # VQ-VAE: epochs of its autoregressive prior over codes, after training
+    base_run: str | None = None  # LatentDiffusion / ControlNet: the trained VAE / DDPM run they build on
     progress_bar: bool = True
 
     def __post_init__(self) -> None:
@@ -74,6 +77,10 @@ class GenConfig:
         check_range("threads", self.threads, 1, math.inf)
         check_range("sample_every", self.sample_every, 0, math.inf)
         check_range("prior_epochs", self.prior_epochs, 1, math.inf)
+        if (self.model in BUILT_ON) != (self.base_run is not None):
+            raise ConfigError(f"{self.model} builds on a trained {' or '.join(BUILT_ON[self.model])} run: pass "
+                              f"--base-run RUN" if self.model in BUILT_ON else
+                              f"--base-run is for {' and '.join(BUILT_ON)}; {self.model} is trained from scratch")
         self.train_config()  # epochs, batch size, lr... checked now, not after the directory exists
 
     def train_config(self) -> TrainConfig:
@@ -94,6 +101,15 @@ def build_model(cfg: GenConfig) -> tuple[GenerativeModel, DataSplits]:
         known = ", ".join(f.name for f in dataclasses.fields(cls.Config)) or "none"
         raise ConfigError(f"{cfg.model} has no hyperparameter {unknown[0]!r}; its hyperparameters: {known}")
     hyperparameters = coerce_fields(cls.Config, cfg.hyperparameters, "hyperparameter")
+    if cfg.model in BUILT_ON:
+        base, base_cfg, base_dir, data = load_run_model(cfg.base_run)
+        if base_cfg.model not in BUILT_ON[cfg.model]:
+            raise ConfigError(f"{cfg.model} builds on a {' or '.join(BUILT_ON[cfg.model])} run; {base_dir} is a "
+                              f"{base_cfg.model} run")
+        if base_cfg.data != cfg.data:
+            raise ConfigError(f"the base run {base_dir} was trained on {base_cfg.data!r}, not {cfg.data!r}: "
+                              f"pass --data {base_cfg.data}")
+        return cls(base, seed=cfg.seed, **hyperparameters), data
 
     def build(data: DataSplits) -> GenerativeModel:
         return cls(tuple(data.train.shape[1:]), seed=cfg.seed, device=cfg.device,
@@ -140,6 +156,8 @@ def train_generative(cfg: GenConfig | None = None, resume: str | Path | None = N
     cfg = cfg if cfg is not None else GenConfig(**changes)
     torch.set_num_threads(cfg.threads)
     model, data = build_model(cfg)  # hyperparameters checked before any directory exists
+    if hasattr(model, "fit_latent_scale") and resume is None:  # latent diffusion: standardise the codes first
+        model.fit_latent_scale(data.train)
     trainer = Trainer(model, data.train, data.valid, cfg.train_config(), condition=data.condition("train", model),
                       valid_condition=data.condition("valid", model))
     if resume is None:
@@ -249,8 +267,9 @@ def sample_run(run: str | Path, n: int = 64, out: str | Path | None = None, seed
     text file of token rows for sequences. ``options`` go to the model's ``sample`` (a
     diffusion model's ``sampler``, ``steps``, ``guidance``; ``condition``, a class)."""
     model, _, run_dir, data = load_run_model(run)
-    if "condition" in options:
-        options["condition"] = model.check_condition(options["condition"], n)
+    if "condition" in options:  # a class (a ControlNet's class labels go to its frozen DDPM)
+        labels = model.check_condition(options.pop("condition"), n)
+        options["labels" if hasattr(model, "make_hint") else "condition"] = labels
     suffix = {"tokens": "txt", "points": "png"}.get(data.view, "png")
     path = Path(out) if out is not None else run_dir / f"samples_n{n}_s{seed}.{suffix}"
     return write_samples(model, data, path, n, seed, **options)

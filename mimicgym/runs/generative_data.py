@@ -45,11 +45,11 @@ class DataSplits:
     def condition(self, split: str, model) -> torch.Tensor | None:
         """The split's labels if ``model`` is conditional, else None; an error if it is and
         this data set has none."""
-        if getattr(model.config, "num_classes", None) is None:
+        if model.num_classes is None:
             return None
         if self.labels is None:
             raise ConfigError(f"{type(model).__name__} is class-conditional (num_classes="
-                              f"{model.config.num_classes}), but this data set has no labels; use --data digits")
+                              f"{model.num_classes}), but this data set has no labels; use --data digits")
         return self.labels[split]
 
 

@@ -58,7 +58,14 @@ def evaluate(model: GenerativeModel, data: DataSplits) -> dict[str, Any]:
         record.update(point_sample_quality(model, data))
     if data.view == "signed" and data.name == "digits":
         record["test_frechet_distance"] = digit_frechet_distance(model, data)
+    if hasattr(model, "make_hint"):
+        record.update(hint_agreement(model, data))
     return {**record, "test_examples": len(data.test)}
+
+
+def _cycle(x: torch.Tensor, n: int) -> torch.Tensor:
+    """The first n rows of x repeated as often as needed."""
+    return x.repeat((n + len(x) - 1) // len(x), *([1] * (x.dim() - 1)))[:n]
 
 
 @lru_cache(maxsize=1)
@@ -75,15 +82,37 @@ def digit_frechet_distance(model: GenerativeModel, data: DataSplits, n: int = FR
     the test digits, on the features of a small classifier trained on the training split."""
     from mimicgym.generative.metrics import digit_frechet_distance as frechet
 
-    samples = sample(model, n, torch.Generator(model.device).manual_seed(model.seed))
+    samples = sample(model, n, torch.Generator(model.device).manual_seed(model.seed), data)
     return float(frechet(samples.cpu(), data.test, _digit_classifier()))
 
 
-def sample(model: GenerativeModel, n: int, generator: torch.Generator, **options: Any) -> torch.Tensor:
-    """``n`` samples in eval mode; a conditional model draws every class in turn unless told one."""
-    classes = getattr(model.config, "num_classes", None)
-    if classes is not None and options.get("condition") is None:
-        options["condition"] = torch.arange(n, device=model.device) % classes
+@torch.no_grad()
+def hint_agreement(model: GenerativeModel, data: DataSplits) -> dict[str, float]:
+    """A ControlNet's agreement with its condition: the mean absolute error between the sketch of
+    a sample and the sketch of the test image it was asked to follow, for the ControlNet and
+    for its frozen DDPM (the same draws without the branch); DDIM, 50 steps."""
+    from mimicgym.generative.controlnet import sketch_error
+
+    hints = model.make_hint(data.test.to(model.device))
+    errors = {}
+    for name, condition in (("test_sketch_error", hints), ("frozen_sketch_error", None)):
+        samples = sample(model, len(hints), torch.Generator(model.device).manual_seed(model.seed), data,
+                         condition=condition, sampler="ddim", steps=min(50, model.ddpm.config.timesteps))
+        errors[name] = sketch_error(samples, hints).mean().item()
+    return errors
+
+
+def sample(model: GenerativeModel, n: int, generator: torch.Generator, data: DataSplits | None = None,
+           **options: Any) -> torch.Tensor:
+    """``n`` samples in eval mode. A conditional model draws every class in turn unless told one;
+    a ControlNet follows the hints of the test images in turn (the classes of the same images)."""
+    steered = hasattr(model, "make_hint")
+    if steered and data is not None and "condition" not in options:
+        options["condition"] = model.make_hint(_cycle(data.test, n).to(model.device))
+    classes, label_option = model.num_classes, "labels" if steered else "condition"
+    if classes is not None and options.get(label_option) is None:
+        labels = _cycle(data.labels["test"], n) if steered and data is not None else torch.arange(n) % classes
+        options[label_option] = labels.to(model.device)
     was_training = model.training
     model.eval()
     try:
@@ -117,8 +146,11 @@ def describe_evaluation(record: dict[str, Any]) -> str:
         line += " (an upper bound)" if record["is_bound"] else ""
     else:
         metrics = [(k, v) for k, v in record.items() if k.startswith("test_")
-                   and k not in ("test_examples", "test_energy_distance", "test_frechet_distance")]
+                   and k not in ("test_examples", "test_energy_distance", "test_frechet_distance", "test_sketch_error")]
         line = ", ".join(f"{k.removeprefix('test_').replace('_', ' ')} {v:.4f} on test" for k, v in metrics)
+    if "test_sketch_error" in record:
+        line += (f"; sketch error {record['test_sketch_error']:.3f} (frozen model "
+                 f"{record['frozen_sketch_error']:.3f})")
     if "test_frechet_distance" in record:
         line += ("; " if line else "") + f"Frechet distance of samples to test {record['test_frechet_distance']:.2f}"
     if "test_energy_distance" in record:
@@ -136,7 +168,7 @@ def write_samples(model: GenerativeModel, data: DataSplits, path: Path, n: int =
     if data.view == "points":
         n = max(n, 1_000)
     try:
-        samples = sample(model, n, generator, **options)
+        samples = sample(model, n, generator, data, **options)
     except NotImplementedError:  # not yet: an autoencoder samples once its codes' Gaussian is fitted
         return None
     if data.view == "tokens":

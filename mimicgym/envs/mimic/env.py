@@ -4,7 +4,7 @@ the class docstring documents its spaces, rewards, episode ends and arguments.""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import mujoco
@@ -12,7 +12,7 @@ import numpy as np
 from gymnasium import spaces
 
 from mimicgym.envs.mimic.factory import make_character
-from mimicgym.envs.mimic.heading import heading_matrix
+from mimicgym.envs.mimic.observation import ImitationObservation, Kinematics, end_effectors_in_heading, heading_matrices
 from mimicgym.envs.mimic.reference import load_reference
 from mimicgym.envs.mimic.reward import TERMS, ImitationReward, RewardConfig, heading_task_reward
 
@@ -27,6 +27,20 @@ ALLOWED_CONTACTS: dict[str, tuple[str, ...] | None] = {
     "getup_facedown": None,
 }
 _DEFAULT_CONTACTS = ("feet",)
+
+
+class Outcome(NamedTuple):
+    """One control step of N characters (:meth:`MimicEnv.evaluate`): arrays with a leading
+    batch axis; ``task_reward`` is None without the task."""
+
+    obs: np.ndarray  # (N, n) float32
+    reward: np.ndarray  # (N,)
+    terminated: np.ndarray  # (N,) bool
+    truncated: np.ndarray  # (N,) bool
+    reward_terms: np.ndarray  # (N, 4), in TERMS order
+    imitation_reward: np.ndarray  # (N,)
+    task_reward: np.ndarray | None  # (N,)
+    phase: np.ndarray  # (N,)
 
 
 class MimicEnv(gym.Env):
@@ -110,6 +124,10 @@ class MimicEnv(gym.Env):
     env = gym.make("mimicgym/Mimic-v0", clip="run", character="smpl", rsi=False)
     ```
 
+    ``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")`` gives N of them
+    in one :class:`~mimicgym.envs.mimic.batched.BatchedMimicEnv`, which computes observations
+    and rewards with this env's own batch methods (``controls``, ``evaluate``).
+
     ## Version History
     - v0: initial version: 30 Hz control over 600 Hz physics, PD actuators with torque limits,
       reference targets in the observation, the four DeepMimic terms, RSI, early termination.
@@ -156,31 +174,15 @@ class MimicEnv(gym.Env):
         self._floor = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, "floor")
         self._bad_pair = self._bad_contact_pairs().ravel()  # indexed by g1 * ngeom + g2
         self._pair_stride = np.array([self.model.ngeom, 1])
-        self._ref_qpos = np.zeros(self.model.nq)
-        # Observation order is the model's body order (root first); contiguous -> a slice.
-        order = np.sort(self.char.body_ids)
-        contiguous = order[0] == self.char.body_ids[0] and (np.diff(order) == 1).all()
-        self._obs_bodies = slice(order[0], order[-1] + 1) if contiguous else order
         self._ee_bodies = self.char.body_ids[self.char.end_effector_index]
         self._root = int(self.char.body_ids[0])  # a Python int indexes MjData faster
 
-        n_act = len(self.char.actuated_dofs)
         self.reference_targets = bool(reference_targets)
-        n_kinematic = 1 + 3 * (self.char.n_bodies - 1) + 12 * self.char.n_bodies
-        n_targets = n_act + 3 if self.reference_targets else 0
-        self._targets = slice(n_kinematic, n_kinematic + n_targets)
-        self._phase_index = n_kinematic + n_targets
-        n_obs = self._phase_index + 1 + (3 if task else 0)
-        # Per-step scratch: the observation's numpy calls write here instead of allocating.
-        b = self.char.n_bodies
-        self._world = np.zeros((5 * b - 1, 3))  # world vectors the heading rotation turns
-        self._obs = np.zeros(n_obs)  # float64 observation before the float32 copy
-        self._local = self._obs[1:1 + 3 * (5 * b - 1)].reshape(5 * b - 1, 3)  # a view
-        self._lever = np.zeros((b, 3))  # body origin - centre of mass
-        self._cross_scratch = np.zeros((3, b, 6))  # the cross product's factors and products
-        self._heading = np.zeros((3, 3))
-        self.action_space = spaces.Box(-1.0, 1.0, (n_act,), np.float32)
-        self.observation_space = spaces.Box(-np.inf, np.inf, (n_obs,), np.float32)
+        self._features = ImitationObservation(self.char, self.ref, self.substeps, self.reference_targets,
+                                            task, self.target_speed)
+        self.action_space = spaces.Box(-1.0, 1.0, (len(self.char.actuated_dofs),), np.float32)
+        self.observation_space = spaces.Box(-np.inf, np.inf, (self._features.size,), np.float32)
+        self._kin = Kinematics.of(self.data, self._root)  # views: always the current state
         self._k = 0  # physics step index into the reference
         self._steps = 0
         self._target_dir = np.array([1.0, 0.0])
@@ -214,17 +216,9 @@ class MimicEnv(gym.Env):
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        last = self.ref.n - 1 if self.ref.loop else max(self.ref.n - self.substeps, 1)
-        self._k = int(self.np_random.integers(0, last)) if self.rsi else 0
+        self._k, self._target_dir = self.restart(self.data, self.np_random)
         self._steps = 0
-        mujoco.mj_resetData(self.model, self.data)  # clears the solver's warm start too
-        self.data.qpos[:], self.data.qvel[:] = self.ref.state(self._k)
-        mujoco.mj_forward(self.model, self.data)
-        if self.task:
-            angle = self.np_random.uniform(-np.pi, np.pi)
-            self._target_dir = np.array([np.cos(angle), np.sin(angle)])
-        obs = self._observation()
-        return obs, {"phase": self.ref.phase(self._k)}
+        return self._observation(), {"phase": float(self.ref.phase(self._k))}
 
     def step(self, action):
         action = np.asarray(action, dtype=np.float64)
@@ -235,38 +229,22 @@ class MimicEnv(gym.Env):
             raise ValueError(f"action has non-finite entries: {action}")
         self._k += self.substeps
         self._steps += 1
-        i, cycles = self.ref.index(self._k)  # the reference's grid index, once per step
-        ref_qpos, ref_qvel = self._reference_state(i, cycles)
-        # PD targets: the reference pose's targets plus the action offsets (exponential-map
-        # coordinates for ball joints, angles for hinges), straight into the actuators' ctrl.
-        ctrl = self.data.ctrl
-        np.minimum(np.maximum(action, -1.0, out=ctrl), 1.0, out=ctrl)
-        np.multiply(ctrl, self.action_scale, out=ctrl)
-        np.add(ctrl, self.ref.pd_target[i], out=ctrl)
+        k = np.array([self._k])
+        self.data.ctrl[:] = self.controls(action[None], k)[0]
         mujoco.mj_step(self.model, self.data, nstep=self.substeps)
-        self._refresh_kinematics()
+        self.refresh(self.data)
         qpos = self.data.qpos
         if not math.isfinite(qpos @ qpos):
             raise FloatingPointError(f"simulation diverged at step {self._steps} "
                                      f"(clip {self.ref.name!r}, physics step {self._k})")
-
-        heading = heading_matrix(self.data.xmat[self._root], out=self._heading)
-        terms, r_imitation, body_err = self._imitation(ref_qpos, ref_qvel, heading, i)
-        reward = r_imitation
-        phase = i / self.ref.n  # = ref.phase(k)
-        info = {"reward_terms": dict(zip(TERMS, terms.tolist())), "imitation_reward": r_imitation,
-                "phase": phase}
+        bad = np.array([self.early_termination and self.bad_contact(self.data)])
+        out = self.evaluate(self._kin, k, np.array([self._steps]), self._target_dir[None], bad)
+        info = {"reward_terms": dict(zip(TERMS, out.reward_terms[0].tolist())),
+                "imitation_reward": float(out.imitation_reward[0]), "phase": float(out.phase[0])}
         if self.task:
-            com_vel = self.data.subtree_linvel[self.char.body_ids[0]]
-            r_task = heading_task_reward(com_vel, self._target_dir, self.target_speed)
-            w_g = self.reward.config.task_weight
-            reward = (1.0 - w_g) * r_imitation + w_g * r_task
-            info["task_reward"] = r_task
-        terminated = self.early_termination and (
-            self._bad_contact()
-            or (self.max_tracking_error is not None and body_err > self.max_tracking_error))
-        truncated = self._steps >= self.max_episode_steps or self.ref.finished(self._k)
-        return self._observation(heading, phase), reward, bool(terminated), bool(truncated), info
+            info["task_reward"] = float(out.task_reward[0])
+        return (out.obs[0], float(out.reward[0]), bool(out.terminated[0]), bool(out.truncated[0]),
+                info)
 
     def render(self):
         if self.render_mode != "rgb_array":
@@ -296,104 +274,90 @@ class MimicEnv(gym.Env):
 
     def imitation_terms(self) -> np.ndarray:
         """(4,) reward terms of the current state against the reference at the current step."""
-        heading = heading_matrix(self.data.xmat[self._root])
-        return self._imitation(*self.ref.state(self._k), heading, self.ref.index(self._k)[0])[0]
+        no = np.zeros(1, dtype=bool)
+        return self.evaluate(self._kin, np.array([self._k]), np.zeros(1, dtype=int),
+                             self._target_dir[None], no).reward_terms[0]
 
-    def _reference_state(self, i: int, cycles: int) -> tuple[np.ndarray, np.ndarray]:
-        """``ref.state(k)`` at grid index ``i`` after ``cycles`` cycles, without fresh arrays:
-        qpos in a scratch buffer, qvel a view (read only)."""
-        qpos = self._ref_qpos
-        qpos[:] = self.ref.qpos[i]
-        if cycles:
-            qpos[:3] += cycles * self.ref.cycle_offset
-        return qpos, self.ref.qvel[i]
-
-    def _refresh_kinematics(self) -> None:
-        # mj_step leaves positions computed for the state before its last integration.
-        mujoco.mj_kinematics(self.model, self.data)
-        mujoco.mj_comPos(self.model, self.data)
-        mujoco.mj_comVel(self.model, self.data)
-        if self.task:
-            mujoco.mj_subtreeVel(self.model, self.data)
-
-    def _imitation(self, ref_qpos, ref_qvel, heading, i) -> tuple[np.ndarray, float, float]:
-        """(terms, r_I, mean body-position error) against the reference at step ``_k`` (grid
-        index ``i``); ``heading``: the character's (3, 3) world -> heading rotation."""
-        d, root = self.data, self._root
-        # End effectors relative to the root, heading frame (as ``end_effectors_in_heading``).
-        ee = (d.xpos[self._ee_bodies] - d.xpos[root]) @ heading.T
-        errors = self.reward.errors(d.qpos, d.qvel, ee, d.subtree_com[root], ref_qpos, ref_qvel,
-                                    self.ref.end_effectors[i], self.ref.com_at(self._k))
-        terms = self.reward.terms(errors)
-        body_err = 0.0
-        if self.max_tracking_error is not None:
-            body_pos = d.xpos[self.char.body_ids]
-            ref_body = self.ref.body_pos_at(self._k)
-            body_err = float(np.linalg.norm(body_pos - ref_body, axis=1).mean())
-        return terms, self.reward.imitation(terms), body_err
+    def _observation(self) -> np.ndarray:
+        """The observation of the current state (float32)."""
+        return self.observation(self._kin, np.array([self._k]), self._target_dir[None])[0]
 
     def _bad_contact(self) -> bool:
-        n = self.data.ncon
+        return self.bad_contact(self.data)
+
+    # ---------------------------------------- per character, shared with BatchedMimicEnv
+    def restart(self, data: mujoco.MjData, rng: np.random.Generator) -> tuple[int, np.ndarray]:
+        """Start an episode in ``data``: the reference state at a random physics step (RSI, or
+        step 0), drawn from ``rng`` with the task direction; returns (step k, direction (2,))."""
+        last = self.ref.n - 1 if self.ref.loop else max(self.ref.n - self.substeps, 1)
+        k = int(rng.integers(0, last)) if self.rsi else 0
+        mujoco.mj_resetData(self.model, data)  # clears the solver's warm start too
+        data.qpos[:], data.qvel[:] = self.ref.state(k)
+        mujoco.mj_forward(self.model, data)
+        direction = np.array([1.0, 0.0])
+        if self.task:
+            angle = rng.uniform(-np.pi, np.pi)
+            direction = np.array([np.cos(angle), np.sin(angle)])
+        return k, direction
+
+    def refresh(self, data: mujoco.MjData) -> None:
+        """After ``mj_step``: the kinematics of the state the step ended in (``mj_step`` leaves
+        them computed for the state before its last integration)."""
+        mujoco.mj_kinematics(self.model, data)
+        mujoco.mj_comPos(self.model, data)
+        mujoco.mj_comVel(self.model, data)
+        if self.task:
+            mujoco.mj_subtreeVel(self.model, data)
+        if self.reference_targets:
+            mujoco.mj_transmission(self.model, data)  # actuator_length of the new pose
+
+    def bad_contact(self, data: mujoco.MjData) -> bool:
+        """Whether a body not allowed on the floor touches it (the last physics step's contacts)."""
+        n = data.ncon
         if n == 0:
             return False
-        geoms = self.data.contact.geom[:n]  # (n, 2)
+        geoms = data.contact.geom[:n]  # (n, 2)
         return bool(self._bad_pair[geoms @ self._pair_stride].any())
 
-    def _observation(self, heading: np.ndarray | None = None,
-                     phase: float | None = None) -> np.ndarray:
-        """The observation (a fresh float32 array); ``heading`` as in :meth:`_imitation`."""
-        d, w = self.data, self._world
-        ids = self._obs_bodies  # a slice where possible: views instead of fancy-index copies
-        root, n = self._root, len(self._lever)
-        if heading is None:
-            heading = heading_matrix(d.xmat[root])
-        xpos = d.xpos[ids]  # (B, 3), xpos[0] is the root
-        # World vectors, stacked (5B - 1, 3): positions relative to the root, each body's
-        # x (tangent) and y (normal) axes (columns 0 and 1 of its rotation matrix), linear and
-        # angular velocities; one product then turns them all into the heading frame.
-        np.subtract(xpos[1:], xpos[0], out=w[:n - 1])
-        np.copyto(w[n - 1:3 * n - 1].reshape(n, 2, 3),
-                  d.xmat[ids].reshape(n, 3, 3).transpose(0, 2, 1)[:, :2])
-        # cvel is [angular, linear] at the subtree CoM; shift the linear part to each body origin.
-        cvel = d.cvel[ids]
-        ang, lin = cvel[:, :3], w[3 * n - 1:4 * n - 1]
-        np.subtract(xpos, d.subtree_com[root], out=self._lever)
-        _cross(ang, self._lever, self._cross_scratch, out=lin)
-        np.add(lin, cvel[:, 3:], out=lin)
-        np.copyto(w[4 * n - 1:], ang)
-        np.matmul(w, heading.T, out=self._local)
-        obs = self._obs
-        obs[0] = d.qpos[2]
-        if self.reference_targets:
-            self._reference_targets(heading, obs[self._targets])
-        obs[self._phase_index] = self.ref.phase(self._k) if phase is None else phase
+    # ---------------------------------------- batches (leading axis N), shared with BatchedMimicEnv
+    def controls(self, actions: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """(N, A) PD targets for steps ending at physics steps ``k``: the reference pose's targets
+        plus the action offsets (exponential-map coordinates for ball joints, angles for
+        hinges), which go straight into the actuators' ``ctrl``."""
+        ctrl = np.minimum(np.maximum(actions, -1.0), 1.0)
+        ctrl *= self.action_scale
+        ctrl += self.ref.pd_target[self.ref.index(k)[0]]
+        return ctrl
+
+    def observation(self, kin: Kinematics, k: np.ndarray, target_dir: np.ndarray) -> np.ndarray:
+        """(N, n) float32 observations of characters at physics steps ``k`` (N,)."""
+        heading = heading_matrices(kin.xmat[:, self._root])
+        return self._features(kin, k, heading, self.ref.phase(k), target_dir)
+
+    def evaluate(self, kin: Kinematics, k: np.ndarray, steps: np.ndarray, target_dir: np.ndarray,
+                 bad_contact: np.ndarray) -> Outcome:
+        """Rewards, episode ends and observations of N characters after a step: ``kin`` at
+        physics steps ``k`` (N,), ``steps`` (N,) control steps into their episodes,
+        ``target_dir`` (N, 2), ``bad_contact`` (N,) bool (see :meth:`bad_contact`)."""
+        ref, root = self.ref, self._root
+        heading = heading_matrices(kin.xmat[:, root])
+        ee = end_effectors_in_heading(kin.xpos[:, self._ee_bodies], kin.xpos[:, root], heading)
+        errors = self.reward.errors(kin.qpos, kin.qvel, ee, kin.com, *ref.frame(k))
+        terms = self.reward.terms(errors)
+        reward = r_imitation = self.reward.imitation(terms)
+        r_task = None
         if self.task:
-            obs[-3:-1] = heading[:2, :2] @ self._target_dir
-            obs[-1] = self.target_speed
-        return obs.astype(np.float32)
-
-    def _reference_targets(self, heading: np.ndarray, out: np.ndarray) -> None:
-        """The next control step's reference: PD targets minus the current actuator lengths
-        (joint coordinates, the actions' units) and root position minus the current root (in
-        the heading frame), written into ``out`` (A + 3,)."""
-        d, ref = self.data, self.ref
-        i, cycles = ref.index(self._k + self.substeps)
-        mujoco.mj_transmission(self.model, d)  # actuator_length of the current pose
-        np.subtract(ref.pd_target[i], d.actuator_length, out=out[:-3])
-        root = ref.qpos[i, :3] - d.qpos[:3]
-        if cycles:
-            root += cycles * ref.cycle_offset
-        np.matmul(heading, root, out=out[-3:])
-
-
-_CROSS_A, _CROSS_B = np.array([1, 2, 0, 2, 0, 1]), np.array([2, 0, 1, 1, 2, 0])
-
-
-def _cross(a: np.ndarray, b: np.ndarray, scratch: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Row-wise cross product of (N, 3) arrays into ``out``: the six products ``a_j b_k`` in one
-    multiply, then one subtraction, all in ``scratch`` (3, N, 6) (``np.cross`` costs several
-    times more at this size)."""
-    fa, fb, products = scratch
-    # ndarray.take, not np.take: the function's Python wrapper costs as much as the copy.
-    np.multiply(a.take(_CROSS_A, axis=1, out=fa), b.take(_CROSS_B, axis=1, out=fb), out=products)
-    return np.subtract(products[:, :3], products[:, 3:], out=out)
+            r_task = heading_task_reward(kin.com_vel, target_dir, self.target_speed)
+            w_g = self.reward.config.task_weight
+            reward = (1.0 - w_g) * r_imitation + w_g * r_task
+        terminated = bad_contact
+        if self.max_tracking_error is not None:  # mean body-origin distance from the reference
+            gap = np.linalg.norm(kin.xpos[:, self.char.body_ids] - ref.body_pos_at(k), axis=-1)
+            terminated = terminated | (gap.mean(axis=-1) > self.max_tracking_error)
+        terminated = terminated & self.early_termination
+        truncated = steps >= self.max_episode_steps
+        if not ref.loop:
+            truncated |= ref.finished(k)
+        phase = ref.phase(k)
+        obs = self._features(kin, k, heading, phase, target_dir)
+        return Outcome(obs, reward, terminated, truncated, terms, r_imitation, r_task, phase)

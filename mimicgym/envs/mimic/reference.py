@@ -21,7 +21,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from mimicgym.envs.mimic.characters import Character
-from mimicgym.envs.mimic.heading import end_effectors_in_heading
+from mimicgym.envs.mimic.observation import end_effectors_in_heading, heading_matrices
 from mimicgym.motion.clip import MotionClip
 from mimicgym.motion.deepmimic import deepmimic_clip_path, load_deepmimic
 
@@ -120,51 +120,64 @@ class ReferenceMotion:
         d = mujoco.MjData(m)
         root = character.body_ids[0]
         body_pos = np.empty((self.n + 1, character.n_bodies, 3))
+        root_xmat = np.empty((self.n + 1, 9))
         com = np.empty((self.n + 1, 3))
-        ee = np.empty((self.n + 1, len(character.end_effector_index), 3))
         for i in range(self.n + 1):
             d.qpos[:] = self.qpos[i]
             mujoco.mj_kinematics(m, d)
             mujoco.mj_comPos(m, d)
-            body_pos[i] = d.xpos[character.body_ids]
-            ee[i] = end_effectors_in_heading(body_pos[i], d.xmat[root],
-                                             character.end_effector_index)
-            com[i] = d.subtree_com[root]
+            body_pos[i], root_xmat[i], com[i] = d.xpos[character.body_ids], d.xmat[root], d.subtree_com[root]
+        # The env's own end-effector function, so the reference and the character agree exactly.
+        ee = end_effectors_in_heading(body_pos[:, character.end_effector_index], body_pos[:, 0],
+                                      heading_matrices(root_xmat))
         return body_pos, com, ee
 
     # ------------------------------------------------------------------ lookup by physics step
-    def index(self, k: int) -> tuple[int, int]:
+    # Each takes a step ``k`` (an int) or steps (an int array, a batch of characters).
+    def index(self, k):
         """(grid index, completed cycles) of physics step ``k``; non-looping clips hold the end."""
         if not self.loop:
-            return min(k, self.n), 0
-        return k % self.n, k // self.n
+            return np.minimum(k, self.n), np.zeros_like(k)
+        cycles, i = np.divmod(k, self.n)
+        return i, cycles
 
-    def phase(self, k: int) -> float:
+    def phase(self, k):
         """Clip phase in [0, 1)."""
-        i, _ = self.index(k)
-        return i / self.n
+        return self.index(k)[0] / self.n
 
-    def state(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _shift(self, cycles) -> np.ndarray:
+        """The root displacement after ``cycles`` (shape of ``cycles`` + (3,))."""
+        return np.multiply.outer(cycles, self.cycle_offset)
+
+    def state(self, k) -> tuple[np.ndarray, np.ndarray]:
         """(qpos, qvel) of the reference at step ``k`` (fresh arrays)."""
         i, c = self.index(k)
-        qpos = self.qpos[i].copy()
-        qpos[:3] += c * self.cycle_offset
-        return qpos, self.qvel[i].copy()
+        qpos = self.qpos.take(i, axis=0)
+        qpos[..., :3] += self._shift(c)
+        return qpos, self.qvel.take(i, axis=0)
 
-    def com_at(self, k: int) -> np.ndarray:
+    def frame(self, k) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(qpos, qvel, end effectors, com) at steps ``k`` (N,), one lookup for the reward."""
         i, c = self.index(k)
-        return self.com[i] + self.cycle_offset * c if c else self.com[i]
+        shift = self._shift(c)
+        qpos = self.qpos[i]
+        qpos[:, :3] += shift
+        return qpos, self.qvel[i], self.end_effectors[i], self.com[i] + shift
 
-    def end_effectors_at(self, k: int) -> np.ndarray:
+    def com_at(self, k) -> np.ndarray:
+        i, c = self.index(k)
+        return self.com.take(i, axis=0) + self._shift(c)
+
+    def end_effectors_at(self, k) -> np.ndarray:
         return self.end_effectors[self.index(k)[0]]
 
-    def body_pos_at(self, k: int) -> np.ndarray:
+    def body_pos_at(self, k) -> np.ndarray:
         i, c = self.index(k)
-        return self.body_pos[i] + c * self.cycle_offset
+        return self.body_pos.take(i, axis=0) + self._shift(c)[..., None, :]
 
-    def finished(self, k: int) -> bool:
+    def finished(self, k):
         """True once a non-looping clip has played to its end."""
-        return not self.loop and k >= self.n
+        return np.logical_and(not self.loop, np.greater_equal(k, self.n))
 
 
 def load_reference(character: Character, clip: str | Path | MotionClip) -> ReferenceMotion:

@@ -1,4 +1,5 @@
-"""DeepMimic's imitation reward (Peng et al. 2018, eq. 5-9) and the target-heading task reward.
+"""DeepMimic's imitation reward (Peng et al. 2018, eq. 5-9) and the target-heading task reward,
+for a batch of characters (every array has a leading batch axis N; the single env passes N = 1).
 
 ``r_I = w_p r_p + w_v r_v + w_e r_e + w_c r_c`` with each term ``exp(-k * err)``:
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import mujoco
 import numpy as np
 
 from mimicgym.envs.mimic.characters import Character
@@ -58,38 +58,68 @@ class RewardConfig:
 
 
 class ImitationReward:
-    """Evaluates the four imitation terms of a simulated state against a reference state."""
+    """Evaluates the four imitation terms of simulated states against reference states."""
 
     def __init__(self, character: Character, config: RewardConfig | None = None) -> None:
         self.character = character
         self.config = config or RewardConfig()
         self._weights = self.config.term_weights
         self._neg_scales = -self.config.term_scales
-        self._dq = np.zeros(character.model.nv)  # scratch for mj_differentiatePos
-        self._dq2 = np.zeros(character.model.nv)
-        self._errors = np.zeros(4)
+        # The pose error reads quaternions (the root's orientation and each ball joint) and
+        # hinge angles straight from qpos, with each joint's weight from the per-dof weights.
+        m = character.model
+        quats, quat_w, hinges, hinge_w = [], [], [], []
+        for j, jid in zip(character.joints, m.body_jntadr[character.body_ids]):
+            if j.kind == "fixed":
+                continue
+            qadr, dadr = m.jnt_qposadr[jid], m.jnt_dofadr[jid]
+            if j.kind == "hinge":
+                hinges.append(qadr)
+                hinge_w.append(character.dof_pose_weight[dadr])
+            else:  # ball, or free: its orientation follows its position in qpos and dofs
+                skip = 3 if j.kind == "free" else 0
+                quats.append(np.arange(qadr + skip, qadr + skip + 4))
+                quat_w.append(character.dof_pose_weight[dadr + skip])
+        self._quat_adr = np.array(quats).reshape(-1, 4)
+        self._quat_product = self._quat_adr[:, _PERM]  # gathers each ref^-1 as a 4x4 matrix
+        self._hinge_adr = np.array(hinges, dtype=int)
+        # Every error is a weighted sum of squared differences: one (D, 4) weight matrix sums
+        # them all, D = half angles (squared angle / 4), hinge angles, joint velocities (the
+        # root's angular ones, not its translation), end-effector and CoM coordinates.
+        n_ee = len(character.end_effector_index)
+        columns = [(4.0 * np.array(quat_w), 0), (np.array(hinge_w), 0), (np.ones(m.nv - 3), 1),
+                   (np.ones(3 * n_ee), 2), (np.ones(3), 3)]
+        self._sum = np.zeros((sum(len(w) for w, _ in columns), 4))
+        row = 0
+        for w, term in columns:
+            self._sum[row:row + len(w), term] = w
+            row += len(w)
 
     def errors(self, qpos: np.ndarray, qvel: np.ndarray, ee: np.ndarray, com: np.ndarray,
                ref_qpos: np.ndarray, ref_qvel: np.ndarray, ref_ee: np.ndarray,
                ref_com: np.ndarray) -> np.ndarray:
-        """(4,) squared errors: pose, velocity, end effector, centre of mass."""
-        # Per dof, the rotation vector of q_ref^-1 q: its squared norm is the squared angle.
-        mujoco.mj_differentiatePos(self.character.model, self._dq, 1.0, ref_qpos, qpos)
-        pose = self.character.dof_pose_weight @ np.multiply(self._dq, self._dq, out=self._dq2)
-        dv = qvel[3:] - ref_qvel[3:]
-        de = (ee - ref_ee).ravel()
-        dc = com - ref_com
-        err = self._errors  # item writes: np.array() of four numpy scalars costs more
-        err[0], err[1], err[2], err[3] = pose, dv @ dv, de @ de, dc @ dc
-        return err.copy()
+        """(N, 4) squared errors: pose, velocity, end effector, centre of mass; inputs (N, ...):
+        qpos, qvel, end effectors (N, E, 3) and centre of mass (N, 3), then the reference's.
+
+        Pose: per joint, the angle of ``q_ref^-1 q`` (MuJoCo's ``mj_differentiatePos`` for
+        ball joints; its rotation vector's squared norm is the angle squared), from the
+        Hamilton product as a 4x4 matrix of the reference's quaternion times the simulated one.
+        """
+        n = len(qpos)
+        product = (ref_qpos[:, self._quat_product] * _SIGN) @ qpos[:, self._quat_adr, None]
+        v = product[..., 1:, 0]  # (N, J, 3) vector part; the angle is 2 atan2(|v|, |w|)
+        half = np.arctan2(np.sqrt(np.einsum("...i,...i->...", v, v)), np.abs(product[..., 0, 0]))
+        diff = np.concatenate([half, (qpos - ref_qpos)[:, self._hinge_adr], qvel[:, 3:] - ref_qvel[:, 3:],
+                               (ee - ref_ee).reshape(n, -1), com - ref_com], axis=1)
+        return (diff * diff) @ self._sum
 
     def terms(self, errors: np.ndarray) -> np.ndarray:
-        """(4,) reward terms ``exp(-scale * err)``."""
+        """(N, 4) reward terms ``exp(-scale * err)``."""
         return np.exp(np.multiply(self._neg_scales, errors))
 
-    def imitation(self, terms: np.ndarray) -> float:
-        """Weighted sum of the terms: ``r_I``."""
-        return float(self._weights @ terms)
+    def imitation(self, terms: np.ndarray) -> np.ndarray:
+        """(N,) weighted sums of the terms: ``r_I``."""
+        return terms @ self._weights
 
     @property
     def max_imitation(self) -> float:
@@ -97,8 +127,16 @@ class ImitationReward:
         return float(self._weights.sum())
 
 
+# The Hamilton product conj(r) q (w, x, y, z) as a 4x4 matrix of r times q: entry [a, b] is
+# r[_PERM[a, b]] * _SIGN[a, b], so it is one gather, one multiply and one matrix product.
+_PERM = np.array([[0, 1, 2, 3], [1, 0, 3, 2], [2, 3, 0, 1], [3, 2, 1, 0]])
+_SIGN = np.array([[1.0, 1, 1, 1], [-1, 1, 1, -1], [-1, -1, 1, 1], [-1, 1, -1, 1]])
+
+
 def heading_task_reward(com_velocity: np.ndarray, target_direction: np.ndarray,
-                        target_speed: float) -> float:
-    """DeepMimic's target-heading reward ``exp(-2.5 max(0, v* - d* . v_com)^2)``."""
-    shortfall = max(0.0, target_speed - float(target_direction @ com_velocity[:2]))
-    return float(np.exp(-2.5 * shortfall**2))
+                        target_speed: float) -> np.ndarray:
+    """DeepMimic's target-heading reward ``exp(-2.5 max(0, v* - d* . v_com)^2)``; velocities
+    (..., 3) and horizontal directions (..., 2), e.g. (N, 3) and (N, 2) for N characters."""
+    along = np.einsum("...i,...i->...", target_direction, com_velocity[..., :2])
+    shortfall = np.maximum(0.0, target_speed - along)
+    return np.exp(-2.5 * shortfall**2)
