@@ -58,6 +58,7 @@ N_TRAIN, N_TEST, N_SAMPLES = 20_000, 5_000, 5_000
 FLOW = {"layers": 8, "hidden": 128, "steps": 6_000, "batch": 256, "lr": 1e-3, "seeds": (0, 1, 2)}
 QUICK_FLOW = {**FLOW, "steps": 300, "seeds": (0,)}
 QUICK_EPOCHS = 2
+PICTURE = "_samples"  # a row's samples to draw (popped before the JSON is written)
 
 
 # -- shared ---------------------------------------------------------------------------------
@@ -129,6 +130,8 @@ def flow_job(data_set: str, model: str, seed: int, quick: bool) -> tuple[str, st
         sample_seconds = seconds_per_1000(flow.sample)
     row = {"nll": nll, "train_seconds": seconds, "sample_seconds_per_1000": sample_seconds,
            **sample_quality(samples, test, data_set)}
+    if seed == 0:
+        row[PICTURE] = samples
     return data_set, model, seed, row
 
 
@@ -182,7 +185,7 @@ def sample_quality_job(data_set: str, name: str, quick: bool) -> tuple[str, str,
     with torch.no_grad():
         samples = model.sample(N_SAMPLES, generator=torch.Generator().manual_seed(0))
     row["sample_seconds_per_1000"] = seconds_per_1000(model.sample)
-    return data_set, name, 0, {**row, **sample_quality(samples, test, data_set)}
+    return data_set, name, 0, {**row, **sample_quality(samples, test, data_set), PICTURE: samples}
 
 
 def sample_quality_jobs(quick: bool) -> list[tuple[Callable, tuple]]:
@@ -262,6 +265,7 @@ def digits_job(model_name: str, quick: bool) -> tuple[str, str, int, dict[str, A
     samples = model.sample(n, generator=generator, **condition)
     row["sample_seconds_per_1000"] = (time.perf_counter() - start) * 1_000 / n
     row["frechet_distance"] = digit_frechet_distance(samples, test, classifier)
+    row[PICTURE] = samples[:100]
     if model_name == "DDPM":
         row.update(guidance_and_samplers(model, classifier, n))
         row.update(controlnet_agreement(model, train, train_labels, test, data["test"][1], quick))
@@ -284,8 +288,11 @@ def controlnet_agreement(ddpm, train, train_labels, test, test_labels, quick: bo
     options = {"labels": test_labels, "sampler": "ddim", "steps": 50}
     steered = control.sample(len(test), torch.Generator().manual_seed(0), condition=hints, **options)
     free = control.sample(len(test), torch.Generator().manual_seed(0), condition=None, **options)
+    # Rows: ten test images, their sketches, the frozen DDPM's samples, the ControlNet's.
+    shown = torch.cat([test[:10], torch.nn.functional.interpolate(hints[:10], size=test.shape[-2:]), free[:10],
+                       steered[:10]])
     return {"controlnet_train_seconds": seconds, "controlnet_sketch_error": sketch_error(steered, hints).mean().item(),
-            "frozen_sketch_error": sketch_error(free, hints).mean().item()}
+            "frozen_sketch_error": sketch_error(free, hints).mean().item(), PICTURE + "controlnet": shown}
 
 
 def latent_diffusion_job(quick: bool) -> tuple[str, str, int, dict[str, Any]]:
@@ -308,6 +315,7 @@ def latent_diffusion_job(quick: bool) -> tuple[str, str, int, dict[str, Any]]:
     samples = model.sample(n, generator=torch.Generator().manual_seed(0))
     row["sample_seconds_per_1000"] = (time.perf_counter() - start) * 1_000 / n
     row["frechet_distance"] = digit_frechet_distance(samples, test, classifier)
+    row[PICTURE] = samples[:100]
     with torch.no_grad():
         row["vae_frechet_distance"] = digit_frechet_distance(
             vae.sample(n, generator=torch.Generator().manual_seed(0), mean=True), test, classifier)
@@ -356,6 +364,20 @@ def flow_jobs(quick: bool) -> list[tuple[Callable, tuple]]:
 def digits_jobs(quick: bool) -> list[tuple[Callable, tuple]]:
     return ([(digits_job, ("DDPM", quick)), (digits_reference_job, (quick,)), (latent_diffusion_job, (quick,))]
             + [(digits_job, (m, quick)) for m in DIGITS if m != "DDPM"])
+
+
+def write_pictures(folder: Path, data_set: str, model: str, row: dict[str, Any]) -> None:
+    """Pop a row's samples and draw them: a scatter plot beside the test points (2-D) or a grid."""
+    from mimicgym.generative.images import save_image_grid
+    from mimicgym.runs.generative_eval import scatter_plot
+
+    for key in [k for k in row if k.startswith(PICTURE)]:
+        samples = row.pop(key)
+        name = f"{data_set}_{model.replace(':', '_')}{key.removeprefix(PICTURE) and '_' + key.removeprefix(PICTURE)}"
+        if samples.dim() == 2:
+            scatter_plot(folder / f"{name}.png", samples[:2_000], toy_splits(data_set)[1], title=model)
+        else:
+            save_image_grid(folder / f"{name}.png", (samples.float() + 1) / 2, nrow=10)
 
 
 def check_targets(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
@@ -438,6 +460,8 @@ def main() -> None:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float))
             print(f"{data_set:>16} {model:<22} seed {seed}: {shown}", flush=True)
     for (data_set, model), rows in per_seed.items():
+        for row in rows:
+            write_pictures(args.out.parent / "generative_samples", data_set, model, row)
         results.setdefault(data_set, {})[model] = mean_over_seeds(rows) if len(rows) > 1 else rows[0]
     table = markdown(results)
     failures = [] if args.quick else check_targets(results)
