@@ -16,7 +16,6 @@ Usage: ``python benchmarks/body_model.py [--quick]``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
 import platform
@@ -33,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _body_fixtures import random_smpl_arrays  # noqa: E402
 
 from mimicgym.motion.body_model import BodyModel  # noqa: E402
-from mimicgym.utils.io import atomic_write  # noqa: E402
+from mimicgym.utils.io import write_results  # noqa: E402
 
 
 def bench(fn, min_time: float) -> float:
@@ -88,9 +87,7 @@ def main() -> None:
     result = {"benchmark": "body_model", "device": "cpu", "dtype": "float32", "threads": 1,
               "torch": torch.__version__, "smplx": getattr(smplx, "__version__", "0.1.28"),
               "machine": platform.machine(), "quick": args.quick, "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    write_results(args.out, result)
     print(f"wrote {args.out}")
 
 

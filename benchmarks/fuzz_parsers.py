@@ -607,11 +607,9 @@ def main() -> int:
                 print(f"    {outcome}: {line}")
     result = {"benchmark": "fuzz_parsers", "cases_per_target": cases, "timeout_s": args.timeout, "seed": args.seed,
               "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__, "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    from mimicgym.utils.io import atomic_write
+    from mimicgym.utils.io import write_results
 
-    with atomic_write(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    write_results(args.out, result)
     print(f"wrote {args.out}")
     return int(any(row[k] for row in rows for k in ("undocumented", "hang", "silent")))
 

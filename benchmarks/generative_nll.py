@@ -39,7 +39,7 @@ from mimicgym.generative import MODELS  # noqa: E402
 from mimicgym.generative.baselines import BernoulliMixture, FactorizedBernoulli  # noqa: E402
 from mimicgym.generative.data import MarkovSource, binarization_entropy, digits  # noqa: E402
 from mimicgym.generative.train import fit  # noqa: E402
-from mimicgym.utils.io import atomic_write  # noqa: E402
+from mimicgym.utils.io import write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "generative_nll.json"
 MARKOV_T, MARKOV_TRAIN, MARKOV_TEST = 64, 20_000, 1_000
@@ -231,11 +231,7 @@ def main() -> None:
     payload = {**results, "meta": {"quick": args.quick, "seconds": round(time.perf_counter() - start, 1),
                                    "machine": platform.machine(), "torch": torch.__version__,
                                    "targets": TARGETS, "missed": failures}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(args.out, "w") as f:
-        json.dump(payload, f, indent=2)
-    with atomic_write(args.out.with_suffix(".md"), "w") as f:
-        f.write(table + "\n")
+    write_results(args.out, payload, table)
     print(f"wrote {args.out} and {args.out.with_suffix('.md')} in {time.perf_counter() - start:.0f} s")
 
 

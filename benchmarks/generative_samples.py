@@ -29,7 +29,6 @@ minutes) checks that everything runs and checks none. Needs the ``bench`` extra 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import sys
@@ -49,7 +48,7 @@ from mimicgym.generative.metrics import (  # noqa: E402
     modes_covered,
     toy2d_entropy,
 )
-from mimicgym.utils.io import atomic_write  # noqa: E402
+from mimicgym.utils.io import write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "generative_samples.json"
 FLOW_SETS = ("eight_gaussians", "two_moons", "checkerboard")
@@ -470,11 +469,7 @@ def main() -> None:
         print("targets: " + ("all met" if not failures else "MISSED: " + "; ".join(failures)))
     payload = {**results, "meta": {"quick": args.quick, "seconds": round(time.perf_counter() - start, 1),
                                    "machine": platform.machine(), "torch": torch.__version__, "missed": failures}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(args.out, "w") as f:
-        json.dump(payload, f, indent=2)
-    with atomic_write(args.out.with_suffix(".md"), "w") as f:
-        f.write(table + "\n")
+    write_results(args.out, payload, table)
     print(f"wrote {args.out} and {args.out.with_suffix('.md')} in {time.perf_counter() - start:.0f} s")
 
 

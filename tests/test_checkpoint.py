@@ -261,3 +261,12 @@ def test_stale_temporary_files_of_interrupted_saves_are_removed(tmp_path):
     assert remove_stale_temp_files(tmp_path) == [stale[1]]  # a resume sweeps the run directory
     assert all(p.exists() for p in others)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.pt", *(p.name for p in others)])
+
+
+def test_write_results_writes_json_and_table_atomically(tmp_path):
+    from mimicgym.utils.io import write_results
+
+    paths = write_results(tmp_path / "deep" / "bench.json", {"a": {"nll": 1.5}}, "| a | 1.5 |")
+    assert paths == [tmp_path / "deep" / "bench.json", tmp_path / "deep" / "bench.md"]
+    assert json.loads(paths[0].read_text()) == {"a": {"nll": 1.5}} and paths[1].read_text() == "| a | 1.5 |\n"
+    assert sorted(p.name for p in (tmp_path / "deep").iterdir()) == ["bench.json", "bench.md"]  # no temp files left

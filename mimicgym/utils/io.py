@@ -53,6 +53,22 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     remove_stale_temp_files(path.parent, path.name)
 
 
+def write_results(path: str | os.PathLike, payload: Any, table: str | None = None) -> list[Path]:
+    """A benchmark's results: ``payload`` as indented JSON at ``path`` and, if given, its
+    Markdown ``table`` beside it (same name, ``.md``), each written atomically, folders made."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "w") as f:
+        json.dump(payload, f, indent=2)
+    if table is None:
+        return [path]
+    with atomic_write(path.with_suffix(".md"), "w") as f:
+        f.write(table + "\n")
+    return [path, path.with_suffix(".md")]
+
+
 def remove_stale_temp_files(directory: str | os.PathLike, target: str | None = None) -> list[Path]:
     """Remove the temporary files that interrupted atomic writes left in ``directory`` (those of
     ``target`` only, if given): files named as :func:`atomic_write` names them and last written
