@@ -240,3 +240,15 @@ def test_base_run_of_the_wrong_model_is_refused(tmp_path):
     run = train_generative(_config(tmp_path, epochs=1)).run_dir
     with pytest.raises(ConfigError, match="ControlNet builds on a DDPM run; .* is a FactorizedBernoulli run"):
         train_generative(_config(tmp_path, model="ControlNet", base_run=str(run)))
+
+
+def test_continuous_models_see_motion_windows_as_series():
+    from mimicgym.runs.generative_data import MARKOV_LENGTH, load_data
+
+    tokens, series = load_data("motion", 0), load_data("motion", 0, "real")
+    assert series.view == "series" and series.train.shape == (len(tokens.train), 1, MARKOV_LENGTH)
+    assert series.train.dtype == torch.float32 and float(series.train.abs().max()) <= 1.0
+    # The same windows: mu-law quantising the series gives the token view exactly.
+    from mimicgym.generative.wavenet import mu_law_encode
+
+    assert torch.equal(mu_law_encode(series.test[:, 0], levels=64), tokens.test)

@@ -117,7 +117,7 @@ def build_model(cfg: GenConfig) -> tuple[GenerativeModel, DataSplits]:
 
     data = load_data(cfg.data, cfg.seed)
     model = build(data)
-    if model.support in CONTINUOUS and data.view == "binary":
+    if model.support in CONTINUOUS and data.view in ("binary", "tokens"):
         data = load_data(cfg.data, cfg.seed, model.support)
         model = build(data)
     check_view(cfg.model, model.support, cfg.data)

@@ -6,7 +6,9 @@
   levels scaled to [-1, 1], and flows are told so (``levels=17``: they dequantise). Class
   labels ride along for conditional models (``num_classes=10``).
 - ``markov``: sequences of an order-3 Markov source over 4 symbols, with a known entropy rate.
-- ``motion``: mu-law quantised joint-angle windows of the motion clips, split by motion.
+- ``motion``: joint-angle windows of the motion clips (64 frames at 30 fps), split by motion:
+  mu-law quantised for sequence models, as (1, 64) series in [-1, 1] (radians / pi) for
+  continuous ones (a diffusion model's temporal convolutions).
 - ``eight_gaussians``, ``two_moons``, ``checkerboard``, ``rings``: 2-D densities
   (20,000 train, 2,000 valid, 5,000 test points).
 """
@@ -35,10 +37,12 @@ class DataSplits:
     train: torch.Tensor
     valid: torch.Tensor
     test: torch.Tensor
-    model_kwargs: dict[str, Any]  # what the model needs to know of the data (vocab_size, levels)
+    # What a model needs to know of the data (vocab_size, levels), or may use of it (a diffusion
+    # model clips its x_0 estimates to the data's range [-1, 1]); a model takes those it has.
+    model_kwargs: dict[str, Any]
     unit: str  # what the NLL is per: "image", "symbol" or "point"
     per_example: int  # units per example (1 image, T symbols)
-    view: str  # "binary" (0/1 images), "tokens", "signed" (images in [-1, 1]) or "points" (2-D)
+    view: str  # "binary" (0/1 images), "tokens", "signed" (images in [-1, 1]), "series" (C, T) or "points" (2-D)
     labels: dict[str, torch.Tensor] | None = field(default=None)  # split -> class labels (N,)
     name: str = ""  # the data set's name
 
@@ -65,14 +69,14 @@ def _load(name: str, seed: int, support: str) -> DataSplits:
         labels = {split: digit_labels(split) for split in ("train", "valid", "test")}
         if support in CONTINUOUS:
             return DataSplits(grey_digits("train"), grey_digits("valid"), grey_digits("test"),
-                              {"levels": DIGIT_LEVELS}, "image", 1, "signed", labels)
+                              {"levels": DIGIT_LEVELS, "clip_sample": 1.0}, "image", 1, "signed", labels)
         return DataSplits(digits("train", binarize=False), digits("valid", seed=seed), digits("test", seed=seed),
                           {}, "image", 1, "binary", labels)
     if name in TOY2D:
         return DataSplits(toy2d(name, 20_000, seed=3 * seed + 1), toy2d(name, 2_000, seed=3 * seed + 2),
                           toy2d(name, 5_000, seed=3 * seed + 3), {}, "point", 1, "points")
     if name == "motion":
-        return _motion_splits()
+        return _motion_splits(continuous=support in CONTINUOUS)
     source = MarkovSource(seed=0)  # one fixed source; the seed draws the sequences
     return DataSplits(source.sample(20_000, MARKOV_LENGTH, seed=3 * seed + 1),
                       source.sample(500, MARKOV_LENGTH, seed=3 * seed + 2),
@@ -83,7 +87,7 @@ def _load(name: str, seed: int, support: str) -> DataSplits:
 def check_view(model_name: str, support: str, data_name: str) -> None:
     """Refuse a model on data it cannot model (a binary model on 2-D points), naming both."""
     views = {"binary": ("digits",), "unit": ("digits",), "tokens": ("markov", "motion"),
-             "real": ("digits", *TOY2D)}[support]
+             "real": ("digits", "motion", *TOY2D)}[support]
     if data_name not in views:
         raise ConfigError(f"{model_name} models {support} data; data set {data_name!r} does not fit it "
                           f"(its data sets: {', '.join(views)})")
@@ -102,7 +106,7 @@ def as_pictures(samples: torch.Tensor, data: DataSplits, vocab_size: int | None 
     return samples.float() / max(1, (vocab_size or 2) - 1)
 
 
-def _motion_splits() -> DataSplits:
+def _motion_splits(continuous: bool = False) -> DataSplits:
     """Joint-angle windows of the motion clips, mu-law quantised. Windows of one clip overlap,
     so the split is by motion (a clip and its mirror image together): a fixed permutation of
     the motion names puts a sixth in validation and a sixth in test (at least one each)."""
@@ -115,9 +119,13 @@ def _motion_splits() -> DataSplits:
     k = max(1, len(names) // 6)
     split_of = {**{name: "valid" for name in order[:k]}, **{name: "test" for name in order[k:2 * k]}}
 
-    def tokens(split: str) -> torch.Tensor:
+    def windows(split: str) -> torch.Tensor:
         chosen = [c for c in clips if split_of.get(c.name.removesuffix("_mirrored"), "train") == split]
-        return mu_law_encode(joint_angle_windows(window=MARKOV_LENGTH, clips=chosen), levels=MOTION_LEVELS)
+        angles = joint_angle_windows(window=MARKOV_LENGTH, clips=chosen)  # (N, T) in [-1, 1]
+        return angles.unsqueeze(1) if continuous else mu_law_encode(angles, levels=MOTION_LEVELS)
 
-    return DataSplits(tokens("train"), tokens("valid"), tokens("test"), {"vocab_size": MOTION_LEVELS}, "symbol",
+    if continuous:
+        return DataSplits(windows("train"), windows("valid"), windows("test"), {"clip_sample": 1.0}, "window", 1,
+                          "series")
+    return DataSplits(windows("train"), windows("valid"), windows("test"), {"vocab_size": MOTION_LEVELS}, "symbol",
                       MARKOV_LENGTH, "tokens")

@@ -178,6 +178,8 @@ def write_samples(model: GenerativeModel, data: DataSplits, path: Path, n: int =
         return path
     if data.view == "points":
         return scatter_plot(path, samples.cpu(), data.test, title=type(model).__name__)
+    if data.view == "series":
+        return series_plot(path, samples.cpu(), data.test, title=type(model).__name__)
     return save_image_grid(path, as_pictures(samples, data, getattr(model.config, "vocab_size", None)))
 
 
@@ -193,6 +195,28 @@ def scatter_plot(path: Path, samples: torch.Tensor, reference: torch.Tensor, tit
     for ax, points, name in zip(axes, (samples, reference), (f"{title} samples", "test data")):
         ax.scatter(points[:, 0], points[:, 1], s=1, alpha=0.4)
         ax.set(title=name, xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=80)
+    plt.close(fig)
+    return path
+
+
+def series_plot(path: Path, samples: torch.Tensor, reference: torch.Tensor, title: str = "", rows: int = 8) -> Path:
+    """Sampled series (left) beside test series (right), channel 0, ``rows`` of each, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(rows, 2, figsize=(8, 1.1 * rows), sharex=True, sharey=True)
+    bound = float(reference.abs().max()) * 1.1
+    axes[0, 0].set_ylim(-bound, bound)
+    for column, (series, name) in enumerate(((samples, f"{title} samples"), (reference, "test data"))):
+        axes[0, column].set_title(name)
+        for row in range(rows):
+            axes[row, column].plot(series[row % len(series), 0].numpy(), lw=1)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as f:
