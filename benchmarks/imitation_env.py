@@ -1,5 +1,7 @@
 """Env steps/s of MimicWalk (humanoid3d and SMPL) next to Gymnasium's Humanoid-v5 and next to each
-model's bare physics (``mj_step`` times the substeps of one env step), in the same run.
+model's bare physics (``mj_step`` times the substeps of one env step), in the same run; and the
+batched env (``gym.make_vec(..., vectorization_mode="vector_entry_point")``, N characters per
+call) on 1 and 2 threads next to its physics floor and next to N single envs in ``AsyncVectorEnv``.
 
 The physics floor replays the env's own trajectory without observation, reward or reference
 lookup: every recorded step's state and controls (the PD actuators' ``ctrl``) are set and the
@@ -10,6 +12,13 @@ figure is the best of ``--repeats`` interleaved trials. Vectorised rates (Gymnas
 ``SyncVectorEnv``: all envs in this process; ``AsyncVectorEnv``: one subprocess per env, as
 training uses) are wall-clock over the whole vector, so they count the pipes and, on a shared
 machine, other jobs too.
+
+The batched env's floor replays its own physics calls (recorded by wrapping its physics step):
+each character's state, solver warm start and controls are set and the same ``mj_step`` runs on
+one ``MjData``. Its 1-thread overhead uses CPU time like the single env's; the thread speed-up
+is wall-clock, next to that of MuJoCo's own thread pool (``mujoco.rollout``, physics only) on
+the same states, which shows what the machine allows at that moment; the load average is
+recorded with the results.
 
     python benchmarks/imitation_env.py --quick
 """
@@ -101,12 +110,81 @@ def vector_rate(env_id: str, n_envs: int, steps: int, mode: str = "async", seed:
     return rate
 
 
+def batched_rates(env_id: str, n_envs: int, steps: int, repeats: int, seed: int = 0) -> dict[str, float]:
+    """Env steps/s (summed over characters) of the batched env: 1 thread (CPU time and wall
+    clock), 2 threads (wall clock), its physics floor (CPU time) and ``mujoco.rollout`` on the
+    same states with 1 and 2 threads (wall clock), each the best of ``repeats`` interleaved trials."""
+    from mujoco import rollout
+
+    envs = {t: gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", threads=t)
+            for t in (1, 2)}
+    single = envs[1].single_action_space
+    actions = np.random.default_rng(seed).uniform(-1, 1, (steps, n_envs, *single.shape)).astype(single.dtype)
+    recorded, physics = [], envs[1]._advance  # the floor replays exactly these calls
+
+    def recording(ctrl):
+        recorded.append([(d.qpos.copy(), d.qvel.copy(), d.qacc_warmstart.copy(), c.copy())
+                         for d, c in zip(envs[1].datas, ctrl)])
+        physics(ctrl)
+
+    envs[1]._advance = recording
+    envs[1].reset(seed=seed)
+    for a in actions:
+        envs[1].step(a)
+    envs[1]._advance = physics
+    m, nstep = envs[1].single_env.model, envs[1].single_env.substeps
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    states = np.empty((steps, n_envs, mujoco.mj_stateSize(m, spec)))
+    data = mujoco.MjData(m)
+    for t, row in enumerate(recorded):
+        for i, (qpos, qvel, _, _) in enumerate(row):
+            data.qpos[:], data.qvel[:] = qpos, qvel
+            mujoco.mj_getState(m, data, states[t, i], spec)
+    ctrls = np.array([[c for *_, c in row] for row in recorded])[:, :, None]  # (steps, N, 1, nu)
+    pools = {t: rollout.Rollout(nthread=t) for t in (1, 2)}
+    datas = {t: [mujoco.MjData(m) for _ in range(t)] for t in (1, 2)}
+    best: dict[str, float] = {}
+
+    def keep(name: str, seconds: float) -> None:
+        best[name] = max(best.get(name, 0.0), steps * n_envs / seconds)
+
+    for _ in range(repeats):
+        for t, env in envs.items():
+            env.reset(seed=seed)
+            cpu, wall = time.process_time(), time.perf_counter()
+            for a in actions:
+                env.step(a)
+            keep(f"{t} thread wall", time.perf_counter() - wall)
+            if t == 1:
+                keep("1 thread", time.process_time() - cpu)
+        cpu = time.process_time()
+        for row in recorded:
+            for qpos, qvel, warm, ctrl in row:
+                data.qpos[:], data.qvel[:], data.qacc_warmstart[:], data.ctrl[:] = qpos, qvel, warm, ctrl
+                mujoco.mj_step(m, data, nstep=nstep)
+        keep("physics floor", time.process_time() - cpu)
+        for t, pool in pools.items():
+            wall = time.perf_counter()
+            for state, ctrl in zip(states, ctrls):
+                pool.rollout(m, datas[t], state, ctrl, nstep=nstep)
+            keep(f"rollout {t} thread wall", time.perf_counter() - wall)
+    for env in envs.values():
+        env.close()
+    for pool in pools.values():
+        pool.close()
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps (well under 5 minutes)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--n-envs", type=int, default=2)
+    parser.add_argument("--batch-envs", type=int, nargs="+", default=[16, 64],
+                        help="characters in the batched env, one row set each (the first also against "
+                             "that many single envs in AsyncVectorEnv)")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     # One torch thread: the SMPL character's body model runs torch in this process, and an
     # OpenMP pool started before the async envs fork their workers deadlocks them.
     torch.set_num_threads(1)
@@ -131,6 +209,14 @@ def main() -> None:
            vector_rate(env_id, args.n_envs, vec_steps, mode, **kwargs)
            for name, _, env_id, kwargs in envs for mode in ("sync", "async")}
 
+    by_size = {n: batched_rates("mimicgym/MimicWalk-v0", n, max(steps // n, 8), args.repeats)
+               for n in args.batch_envs}
+    n_batch = args.batch_envs[0]
+    batched = by_size[n_batch]
+    batched[f"MimicWalk-v0 x{n_batch} singles async"] = vector_rate(
+        "mimicgym/MimicWalk-v0", n_batch, max(steps // (2 * n_batch), 10), "async")
+    load_after = os.getloadavg()
+
     mimic, floor = best["MimicWalk-v0 (humanoid3d)"], best["MimicWalk-v0 physics floor"]
     human = best["Humanoid-v5"]
 
@@ -148,9 +234,16 @@ def main() -> None:
             best["MimicWalk-v0 (smpl) physics floor"] / best["MimicWalk-v0 (smpl)"] - 1.0,
         "humanoid_v5_overhead_vs_physics_floor": best["Humanoid-v5 physics floor"] / human - 1.0,
         "mimic_over_humanoid_v5": mimic / human,
+        "batched_overhead_vs_physics_floor": batched["physics floor"] / batched["1 thread"] - 1.0,
+        "batched_two_threads_over_one": batched["2 thread wall"] / batched["1 thread wall"],
+        "rollout_two_threads_over_one": batched["rollout 2 thread wall"] / batched["rollout 1 thread wall"],
+        "batched_over_async_singles": batched["1 thread wall"] / batched[f"MimicWalk-v0 x{n_batch} singles async"],
+        "batched_overhead_by_num_envs": {n: r["physics floor"] / r["1 thread"] - 1.0 for n, r in by_size.items()},
+        "load_average_1min_before_after": [load_before[0], load_after[0]],
         "physics_steps_per_env_step": {"MimicWalk-v0": 20, "MimicWalk-v0 (smpl)": 20,
                                        "Humanoid-v5": 5},
-        "targets": {"overhead_below": 0.30, "mimic_over_humanoid_v5_at_least": 0.5},
+        "targets": {"overhead_below": 0.30, "mimic_over_humanoid_v5_at_least": 0.5,
+                    "batched_overhead_below": 0.10, "batched_two_threads_over_one_at_least": 1.8},
     }
     print(f"{'benchmark':36s} {'env steps/s':>12s} {'mean ep len':>12s}")
     for name, rate in {**best, **vec}.items():
@@ -164,8 +257,20 @@ def main() -> None:
           f"{summary['mimic_overhead_paired_median']:.1%}")
     print(f"MimicWalk (smpl) overhead over its physics floor: "
           f"{summary['mimic_smpl_overhead_vs_physics_floor']:.1%} (target < 30%)")
+    for n, rates in by_size.items():
+        print(f"batched MimicWalk-v0, {n} characters (steps/s summed over them): 1-thread overhead over "
+              f"its floor {summary['batched_overhead_by_num_envs'][n]:.1%}")
+        for name, rate in rates.items():
+            print(f"  {name:34s} {rate:12.0f}")
+    print(f"batched overhead over its physics floor, 1 thread: "
+          f"{summary['batched_overhead_vs_physics_floor']:.1%} (target <= 10%); 2 threads / 1: "
+          f"{summary['batched_two_threads_over_one']:.2f}x (target >= 1.8x; mujoco.rollout's own pool: "
+          f"{summary['rollout_two_threads_over_one']:.2f}x); over {n_batch} async single envs: "
+          f"{summary['batched_over_async_singles']:.2f}x; load average {load_before[0]:.2f} -> "
+          f"{load_after[0]:.2f} on {os.cpu_count()} CPUs")
     result = {"steps_per_trial": steps, "repeats": args.repeats, "best_steps_per_s": best,
               "all_trials_steps_per_s": rows, "vectorised_steps_per_s": vec,
+              "batched_steps_per_s": {str(n): rates for n, rates in by_size.items()},
               "mean_episode_length": lengths, "summary": summary,
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "mujoco": mujoco.__version__}}

@@ -110,7 +110,7 @@ class BatchedMimicEnv(VectorEnv):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         # One single env holds the model, the reference and the batch methods all characters share.
-        self.env = env = MimicEnv(
+        self.single_env = env = MimicEnv(
             clip=clip, character=character, betas=betas, control_freq=control_freq,
             episode_seconds=episode_seconds, rsi=rsi, early_termination=early_termination,
             allowed_contacts=allowed_contacts, max_tracking_error=max_tracking_error,
@@ -127,6 +127,7 @@ class BatchedMimicEnv(VectorEnv):
 
         self.datas = [mujoco.MjData(env.model) for _ in range(n)]
         self._kin = Kinematics.zeros(env.model, n)
+        self._root = int(env.char.body_ids[0])  # the character's root body
         self._k = np.zeros(n, dtype=np.int64)  # physics step into the reference, per character
         self._steps = np.zeros(n, dtype=np.int64)  # control steps into the episode
         self._target_dir = np.tile([1.0, 0.0], (n, 1))
@@ -158,13 +159,13 @@ class BatchedMimicEnv(VectorEnv):
             if seeds[i] is not None or self._rngs[i] is None:
                 self._rngs[i] = seeding.np_random(seeds[i])[0]
             self._restart(i)
-        obs = self.env.observation(self._kin, self._k, self._target_dir)
-        phase = self.env.ref.phase(self._k)
+        obs = self.single_env.observation(self._kin, self._k, self._target_dir)
+        phase = self.single_env.ref.phase(self._k)
         return obs, {"phase": phase, "_phase": np.ones(n, dtype=bool)}
 
     def step(self, actions):
         actions = self._check(actions)
-        env = self.env
+        env = self.single_env
         self._k += env.substeps
         self._steps += 1
         self._advance(env.controls(actions, self._k))
@@ -185,8 +186,8 @@ class BatchedMimicEnv(VectorEnv):
         if self._renderer is None:
             from mimicgym.envs.mimic.render import MimicRenderer
 
-            self._renderer = MimicRenderer(self.env.char, self.env.width, self.env.height)
-        ref = self.env.ref
+            self._renderer = MimicRenderer(self.single_env.char, self.single_env.width, self.single_env.height)
+        ref = self.single_env.ref
         return tuple(self._renderer.render(data.qpos, ref.state(k)[0]) for data, k in zip(self.datas, self._k.tolist()))
 
     def close_extras(self, **kwargs: Any) -> None:
@@ -196,7 +197,7 @@ class BatchedMimicEnv(VectorEnv):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
-        self.env.close()
+        self.single_env.close()
 
     # ------------------------------------------------------------------ internals
     def _check(self, actions) -> np.ndarray:
@@ -213,9 +214,9 @@ class BatchedMimicEnv(VectorEnv):
     def _restart(self, i: int) -> None:
         """A new episode for character ``i`` (RSI from its own generator)."""
         data = self.datas[i]
-        self._k[i], self._target_dir[i] = self.env.restart(data, self._rngs[i])
+        self._k[i], self._target_dir[i] = self.single_env.restart(data, self._rngs[i])
         self._steps[i] = 0
-        self._kin.write(i, data, self.env._root)
+        self._kin.write(i, data, self._root)
 
     def _advance(self, ctrl: np.ndarray) -> None:
         """One control step of every character: the calling thread takes the first block."""
@@ -228,7 +229,7 @@ class BatchedMimicEnv(VectorEnv):
             future.result()
 
     def _advance_block(self, lo: int, hi: int, ctrl: np.ndarray) -> None:
-        env, model, root = self.env, self.env.model, self.env._root
+        env, model, root = self.single_env, self.single_env.model, self._root
         check = env.early_termination
         for i in range(lo, hi):
             data = self.datas[i]
@@ -263,8 +264,8 @@ class BatchedMimicEnv(VectorEnv):
         for i in index.tolist():
             self._restart(i)
         obs = out.obs.copy()
-        obs[index] = self.env.observation(self._kin.rows(index), self._k[index], self._target_dir[index])
-        info = self._info(out, ~done)
-        info["phase"], info["_phase"] = self.env.ref.phase(self._k), np.ones(self.num_envs, dtype=bool)
+        obs[index] = self.single_env.observation(self._kin.rows(index), self._k[index], self._target_dir[index])
+        info = self._info(out, ~done) if not done.all() else {}  # no key without a character
+        info["phase"], info["_phase"] = self.single_env.ref.phase(self._k), np.ones(self.num_envs, dtype=bool)
         info.update(final_obs=out.obs, _final_obs=done, final_info=self._info(out, done), _final_info=done)
         return obs, info

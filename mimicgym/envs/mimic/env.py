@@ -52,6 +52,11 @@ class MimicEnv(gym.Env):
     ``MotionClip``, retargeted). One step is one policy decision at ``control_freq`` (30 Hz);
     ``600 / control_freq`` physics steps at 600 Hz run in one ``mj_step`` call.
 
+    ``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")`` gives N of them
+    in one :class:`~mimicgym.envs.mimic.batched.BatchedMimicEnv`, which computes observations
+    and rewards with this env's own batch methods (``controls``, ``evaluate``: arrays with a
+    leading batch axis, N = 1 here).
+
     ## Action Space
     ``Box(-1, 1, (A,), float32)``: PD-target offsets around the reference pose, in joint order,
     three per ball joint (local x, y, z exponential-map coordinates), one per hinge (angle);
@@ -124,10 +129,6 @@ class MimicEnv(gym.Env):
     env = gym.make("mimicgym/Mimic-v0", clip="run", character="smpl", rsi=False)
     ```
 
-    ``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")`` gives N of them
-    in one :class:`~mimicgym.envs.mimic.batched.BatchedMimicEnv`, which computes observations
-    and rewards with this env's own batch methods (``controls``, ``evaluate``).
-
     ## Version History
     - v0: initial version: 30 Hz control over 600 Hz physics, PD actuators with torque limits,
       reference targets in the observation, the four DeepMimic terms, RSI, early termination.
@@ -172,8 +173,8 @@ class MimicEnv(gym.Env):
 
         self._contact_ok = self._allowed_contact_mask(allowed_contacts)
         self._floor = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, "floor")
-        self._bad_pair = self._bad_contact_pairs().ravel()  # indexed by g1 * ngeom + g2
-        self._pair_stride = np.array([self.model.ngeom, 1])
+        # Nested lists: a step's few contacts are looked up faster in Python than by numpy calls.
+        self._bad_pair = self._bad_contact_pairs().tolist()
         self._ee_bodies = self.char.body_ids[self.char.end_effector_index]
         self._root = int(self.char.body_ids[0])  # a Python int indexes MjData faster
 
@@ -206,7 +207,7 @@ class MimicEnv(gym.Env):
 
     def _bad_contact_pairs(self) -> np.ndarray:
         """(ngeom, ngeom) bool: True for a floor contact that ends the episode, so a step's
-        contact check is one lookup over ``data.contact.geom``."""
+        contact check is one lookup per contact in ``data.contact.geom``."""
         bad_geom = ~self._contact_ok[self.model.geom_bodyid]  # (ngeom,)
         pairs = np.zeros((self.model.ngeom, self.model.ngeom), dtype=bool)
         if self._floor >= 0:
@@ -313,11 +314,8 @@ class MimicEnv(gym.Env):
 
     def bad_contact(self, data: mujoco.MjData) -> bool:
         """Whether a body not allowed on the floor touches it (the last physics step's contacts)."""
-        n = data.ncon
-        if n == 0:
-            return False
-        geoms = data.contact.geom[:n]  # (n, 2)
-        return bool(self._bad_pair[geoms @ self._pair_stride].any())
+        bad = self._bad_pair
+        return any(bad[g1][g2] for g1, g2 in data.contact.geom.tolist())
 
     # ---------------------------------------- batches (leading axis N), shared with BatchedMimicEnv
     def controls(self, actions: np.ndarray, k: np.ndarray) -> np.ndarray:

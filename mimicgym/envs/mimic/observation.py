@@ -63,20 +63,21 @@ def heading_matrices(root_xmat: np.ndarray) -> np.ndarray:
     heading frame's axes. The frame turns with the body about the vertical only, so
     observations and end-effector targets do not depend on which way the character faces
     (DeepMimic's convention). A root pointing straight up or down gets the world frame."""
-    n = len(root_xmat)
-    fx, fy = root_xmat[:, 0], root_xmat[:, 3]  # the root's local x in the world, horizontal part
-    norm = np.hypot(fx, fy)
-    cos_sin = root_xmat[:, _YAW_TAKE] * _YAW_SIGN  # (N, 4): fx, fy, -fy, fx
+    norm = np.hypot(root_xmat[:, 0], root_xmat[:, 3])  # the root's local x, horizontal part
     if norm.min() <= 1e-9:  # rare: no horizontal forward direction
-        level = norm > 1e-9
-        cos_sin[~level], norm[~level] = (1.0, 0.0, 0.0, 1.0), 1.0
-    heading = np.zeros((n, 3, 3))
-    heading[:, :2, :2] = (cos_sin / norm[:, None]).reshape(n, 2, 2)
-    heading[:, 2, 2] = 1.0
-    return heading
+        flat = norm <= 1e-9
+        root_xmat, norm = root_xmat.copy(), norm.copy()
+        root_xmat[flat, 0], root_xmat[flat, 3], norm[flat] = 1.0, 0.0, 1.0
+    # [[fx, fy, 0], [-fy, fx, 0], [0, 0, 0]] / |f|, plus the vertical's 1: three array operations
+    heading = root_xmat[:, _HEADING_TAKE] * _HEADING_SIGN
+    heading /= norm[:, None]
+    heading += _HEADING_Z
+    return heading.reshape(-1, 3, 3)
 
 
-_YAW_TAKE, _YAW_SIGN = np.array([0, 3, 3, 0]), np.array([1.0, 1.0, -1.0, 1.0])
+_HEADING_TAKE = np.array([0, 3, 0, 3, 0, 0, 0, 0, 0])
+_HEADING_SIGN = np.array([1.0, 1.0, 0.0, -1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+_HEADING_Z = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
 
 
 def end_effectors_in_heading(ends: np.ndarray, root: np.ndarray, heading: np.ndarray) -> np.ndarray:
@@ -118,7 +119,7 @@ class ImitationObservation:
 
     def __call__(self, kin: Kinematics, k: np.ndarray, heading: np.ndarray, phase: np.ndarray,
                  target_dir: np.ndarray) -> np.ndarray:
-        """(N, size) float32; ``heading`` (N, 3, 3) from :func:`heading_matrices`; ``phase``:
+        """(N, size) float32 (a new array); ``heading`` (N, 3, 3) from :func:`heading_matrices`; ``phase``:
         the clip phase at ``k``; ``target_dir`` (N, 2): the task's world direction (read only
         with ``task``)."""
         n, b = len(k), self.n_bodies
@@ -138,7 +139,7 @@ class ImitationObservation:
         np.subtract(xpos, kin.com[:, :, None], out=lin)
         np.add(cvel[:, 3:], cross(ang, lin, axis=1), out=lin)
         world[:, :, 4 * b - 1:5 * b - 1] = ang
-        obs = np.empty((n, self.size))
+        obs = np.empty((n, self.size), dtype=np.float32)  # each entry computed in float64, then cast
         obs[:, 0] = kin.qpos[:, 2]  # root height
         if self.reference_targets:
             world[:, :, -1] = self._targets(kin, k, obs[:, self.n_kinematic:self.phase_index - 3])
@@ -150,7 +151,7 @@ class ImitationObservation:
         if self.task:
             obs[:, -3:-1] = (heading[:, :2, :2] @ target_dir[..., None])[..., 0]
             obs[:, -1] = self.target_speed
-        return obs.astype(np.float32)
+        return obs
 
     def _targets(self, kin: Kinematics, k: np.ndarray, out: np.ndarray) -> np.ndarray:
         """The next control step's reference, so the policy reads its tracking error instead of

@@ -23,7 +23,7 @@ get small weights so that toe and finger-base noise barely moves the pose term.
 End effectors are the ankles and wrists -- the same anatomical points as humanoid3d's
 (DeepMimic's), so the end-effector scale (40) means the same on both bodies.
 
-The heading frame (:func:`~mimicgym.envs.mimic.heading.heading_matrix`) follows the root's
+The heading frame (:func:`~mimicgym.envs.mimic.observation.heading_matrices`) follows the root's
 local x axis, which for SMPL is the pelvis' left-right axis rather than its forward axis: a
 constant 90-degree yaw of the frame, harmless because observations and end-effector errors only
 need a frame that turns with the body (and the lateral pelvis axis stays level when bending).
