@@ -13,14 +13,14 @@ gradient steps (A2C takes one). As in stable-baselines3: V(s) optionally clipped
 passes 1.5 * ``target_kl``; ``"lin_<x>"`` schedules (rl-zoo's) for learning rate and clip range;
 ``normalize_reward`` divides rewards by the running std of the discounted return (VecNormalize's).
 
-Rollouts run on any Gymnasium ``VectorEnv``. NEXT_STEP autoreset (Gymnasium's default): the step
-after an episode end is a *reset step* (action ignored, reward 0), kept out of the minibatches,
-and the row after a truncation holds the final observation, which the critic bootstraps from.
-SAME_STEP autoreset (the batched envs): no reset steps; the final observation comes in
-``info["final_obs"]`` and its value is taken at that step. pi_old's log-probabilities and values
-are computed when the update starts, in one batched pass (the weights and observation statistics
-are still those the rollout was collected with). As A2C's, a checkpoint holds the unfinished
-rollout and where every env stands, so a stop anywhere resumes as if never stopped.
+Rollouts run on any Gymnasium ``VectorEnv`` (:class:`~mimicgym.agents.on_policy.OnPolicyAgent`
+collects them and checkpoints them with the envs' state for exact resume). NEXT_STEP autoreset
+(Gymnasium's default): the step after an episode end is a *reset step* (action ignored, reward 0),
+kept out of the minibatches, and the row after a truncation holds the final observation, which the
+critic bootstraps from. SAME_STEP autoreset (the batched envs): no reset steps; the final
+observation comes in ``info["final_obs"]`` and its value is taken at that step. pi_old's
+log-probabilities and values are computed when the update starts, in one batched pass (the weights
+and observation statistics are still those the rollout was collected with).
 """
 
 from __future__ import annotations
@@ -34,25 +34,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mimicgym.agents.callbacks import MaybeCallback, vector_infos
-from mimicgym.agents.checkpoint import as_numpy
-from mimicgym.agents.env_state import VectorEnvReplay, not_restored
 from mimicgym.agents.normalization import RunningObservationNormalizer
-from mimicgym.agents.policies import (
-    ActorCritic,
-    DiagGaussianDistribution,
-    actions_to_env,
-    check_actor_critic_hyperparameters,
-    fold_policy_kwargs,
-)
+from mimicgym.agents.on_policy import NEXT_STEP, SAME_STEP, OnPolicyAgent, check_on_policy_config
+from mimicgym.agents.policies import DiagGaussianDistribution, fold_policy_kwargs
 from mimicgym.agents.returns import explained_variance, gae
-from mimicgym.agents.torch_agent import PolicyAgent
 from mimicgym.errors import ConfigError
-from mimicgym.utils.checks import check_env_step, check_positive, check_positive_int, check_probability
-from mimicgym.utils.torch_utils import check_finite, clip_grad_norm, derive_seed
+from mimicgym.utils.checks import check_positive, check_positive_int
+from mimicgym.utils.torch_utils import check_finite, clip_grad_norm
 
 Schedule = Callable[[float], float]  # progress_remaining (1 at the start, 0 at the end) -> value
-NEXT_STEP, SAME_STEP = gym.vector.AutoresetMode.NEXT_STEP, gym.vector.AutoresetMode.SAME_STEP
 
 
 def progress_schedule(name: str, spec: float | str) -> Schedule:
@@ -104,7 +94,8 @@ class PPOConfig:
             raise ConfigError("use_sde=True: generalised state-dependent exploration is not supported "
                               "by mimicgym's PPO (a state-independent log std is); use sb3:PPO for it")
         fold_policy_kwargs(self)
-        for name in ("n_steps", "batch_size", "n_epochs", "n_envs"):
+        check_on_policy_config(self, check_learning_rate=False)  # a schedule: checked below
+        for name in ("batch_size", "n_epochs"):
             check_positive_int(name, getattr(self, name))
         progress_schedule("learning_rate", self.learning_rate)
         progress_schedule("clip_range", self.clip_range)
@@ -112,10 +103,6 @@ class PPOConfig:
             progress_schedule("clip_range_vf", self.clip_range_vf)
         if self.target_kl is not None:
             check_positive("target_kl", self.target_kl)
-        check_actor_critic_hyperparameters(self, check_learning_rate=False)
-        check_probability("gae_lambda", self.gae_lambda)
-        if self.shared_actor_critic and (isinstance(self.net_arch, dict) or not self.net_arch):
-            raise ConfigError(f"shared_actor_critic needs a non-empty list net_arch, got {self.net_arch!r}")
         rollout = self.n_steps * self.n_envs
         if self.batch_size > rollout:
             raise ConfigError(f"batch_size={self.batch_size} exceeds the rollout's n_steps * n_envs = "
@@ -124,169 +111,50 @@ class PPOConfig:
             raise ConfigError(f"batch_size must be >= 2 to normalise advantages per minibatch, got {self.batch_size}")
 
 
-def _make_vec_env(env: Any, n_envs: int) -> gym.vector.VectorEnv:
-    """A sync vector env from an id, or a ready VectorEnv (NEXT_STEP or SAME_STEP autoreset) checked."""
-    if isinstance(env, str):
-        return gym.make_vec(env, num_envs=n_envs, vectorization_mode="sync")
-    if not isinstance(env, gym.vector.VectorEnv):
-        raise TypeError(f"PPO needs an env id or a gymnasium VectorEnv, got {type(env).__name__}; "
-                        f"wrap a single env with gym.vector.SyncVectorEnv([lambda: env])")
-    if env.num_envs != n_envs:
-        raise ConfigError(f"n_envs={n_envs} but the given VectorEnv has num_envs={env.num_envs}")
-    mode = env.metadata.get("autoreset_mode", NEXT_STEP)
-    if mode not in (NEXT_STEP, SAME_STEP):
-        raise ValueError(f"PPO expects a vector env with NEXT_STEP or SAME_STEP autoreset, got {mode}")
-    return env
-
-
-class PPO(PolicyAgent):
+class PPO(OnPolicyAgent):
     """``PPO(env_id_or_vector_env, seed=0, device="auto", **hyperparameters)``."""
 
     Config = PPOConfig
-    vectorized = True
-    logs_per_episode = False
+    autoreset_modes = (NEXT_STEP, SAME_STEP)
+    default_log_interval = 1  # learn() dumps the logs every iteration, as SB3's PPO
     _modules = ("policy", "return_statistics")
-    _optimizers = ("optimizer",)
+    _ROLLOUT = OnPolicyAgent._ROLLOUT + ("_final_values",)
+    _RUNNING = OnPolicyAgent._RUNNING + ("_reward_return",)
 
     def __init__(self, env: gym.vector.VectorEnv | str, *, seed: int = 0, device: str | torch.device = "auto",
                  deterministic: bool = False, checkpoint_path: str | Path | None = None, **hyperparameters: Any):
-        super().__init__(None, seed=seed, device=device, deterministic=deterministic, checkpoint_path=checkpoint_path,
+        super().__init__(env, seed=seed, device=device, deterministic=deterministic, checkpoint_path=checkpoint_path,
                          **hyperparameters)
         cfg = self.config
-        self.env = _make_vec_env(env, cfg.n_envs)
-        self.observation_space = self.env.single_observation_space
-        self.action_space = self.env.single_action_space
-        self._same_step = self.env.metadata.get("autoreset_mode", NEXT_STEP) == SAME_STEP
         self._learning_rate = progress_schedule("learning_rate", cfg.learning_rate)
         self._clip_range = progress_schedule("clip_range", cfg.clip_range)
         vf_clip = cfg.clip_range_vf
         self._clip_range_vf = None if vf_clip is None else progress_schedule("clip_range_vf", vf_clip)
-        with self.seeded_init():
-            self.policy = ActorCritic(self.observation_space, self.action_space, cfg.net_arch, cfg.activation,
-                                      cfg.shared_actor_critic, cfg.log_std_init, cfg.ortho_init,
-                                      cfg.normalize_observations).to(self.device)
         self._params = list(self.policy.parameters())
         # SB3's Adam settings for actor-critics (eps 1e-5 rather than torch's 1e-8).
         self.optimizer = torch.optim.Adam(self._params, lr=self._learning_rate(1.0), eps=1e-5, foreach=True)
         # Running variance of the discounted return (normalize_reward); its mean goes unused.
         self.return_statistics = RunningObservationNormalizer(())
         self._reward_return = np.zeros(cfg.n_envs)  # the discounted return so far, per env
-        self._last_obs: np.ndarray | None = None
-        self._last_done = np.zeros(cfg.n_envs, dtype=bool)  # next step is a reset step
-        self._episode_return = np.zeros(cfg.n_envs)
-        self._episode_length = np.zeros(cfg.n_envs, dtype=np.int64)
-        self._env_replay = VectorEnvReplay(self.env)
-        # The replay follows NEXT_STEP's reset steps; a SAME_STEP env is reset on resume.
-        self._env_replay.exact &= not self._same_step
-        self._loaded_envs: Any = False  # from load(), until learn() replays them
-        self._rollout_step = 0  # steps of the current rollout already collected
-        self._allocate_rollout()
 
     def _allocate_rollout(self) -> None:
-        """Rollout arrays, reused every iteration; on CPU the torch views share their memory."""
-        T, N = self.config.n_steps, self.config.n_envs
-        obs_space, act_space = self.observation_space, self.action_space
-        self._obs = np.zeros((T + 1, N, *obs_space.shape), dtype=obs_space.dtype)
-        discrete = isinstance(act_space, gym.spaces.Discrete)
-        act_shape = () if discrete else (int(np.prod(act_space.shape)),)
-        self._actions = np.zeros((T, N, *act_shape), dtype=np.int64 if discrete else np.float32)
-        self._rewards = np.zeros((T, N), dtype=np.float32)
-        self._terminated = np.zeros((T, N), dtype=bool)
-        self._truncated = np.zeros((T, N), dtype=bool)
-        self._valid = np.zeros((T, N), dtype=bool)
-        self._final_values = np.zeros((T, N), dtype=np.float32)  # SAME_STEP: V(final obs)
+        super()._allocate_rollout()
+        self._final_values = np.zeros_like(self._rewards)  # SAME_STEP: V(final obs)
 
     # ----------------------------------------------------------------- training loop
-    def learn(self, total_timesteps: int, *, callback: MaybeCallback = None, log_interval: int = 1,
-              progress_bar: bool = False, reset_num_timesteps: bool = True) -> "PPO":
-        """Train for ``total_timesteps`` env steps (rounded up to whole rollouts); dump the logs
-        every ``log_interval`` iterations. ``reset_num_timesteps=False`` continues the counters
-        (and the schedules) of a previous ``learn`` or a loaded checkpoint."""
-        with self._learning(total_timesteps, callback, progress_bar, reset_num_timesteps, log_interval) as callback:
-            if reset_num_timesteps or self._last_obs is None:
-                self._reset_envs()
-            elif self._loaded_envs is not False:
-                if not self._env_replay.restore(self.env, self._loaded_envs, self._last_done, self._last_obs):
-                    not_restored("vector env")
-                    self._reset_envs()
-                self._loaded_envs = False
-            rollout_size = self.config.n_steps * self.config.n_envs
-            while self.num_timesteps < self._total_timesteps and not self._interrupt:
-                if not self._collect_rollout(callback):
-                    break
-                self._train()
-                self._update_progress()
-                if log_interval and (self.num_timesteps // rollout_size) % log_interval == 0:
-                    self._dump_logs()
-        return self
+    def _iteration(self) -> int:
+        return self.num_timesteps // (self.config.n_steps * self.config.n_envs)  # rollouts, SB3's count
 
-    def _reset_envs(self) -> None:
-        self._last_obs, _ = self._env_replay.reset(self.env, derive_seed(self.rng))
-        self._last_done[:] = False
-        self._episode_return[:] = 0.0
-        self._episode_length[:] = 0
-        self._reward_return[:] = 0.0
-        self._rollout_step, self._loaded_envs = 0, False
-
-    def _collect_rollout(self, callback) -> bool:
-        """Fill the rollout arrays up to ``n_steps`` vector steps (going on with a rollout a stop
-        left unfinished); False if the callback stopped."""
-        cfg, policy, env, replay = self.config, self.policy, self.env, self._env_replay
-        obs_t = torch.from_numpy(self._obs) if self.device.type == "cpu" else None
-        if self._rollout_step == 0:
-            self._obs[0] = self._last_obs
-        if callback is not None:
-            callback.on_rollout_start()
-        for t in range(self._rollout_step, cfg.n_steps):
-            with torch.inference_mode():
-                current = obs_t[t] if obs_t is not None else torch.as_tensor(self._obs[t], device=self.device)
-                actions = policy.distribution.sample(policy.actor(current), self.torch_rng)
-            env_actions = actions_to_env(actions, self.action_space)
-            replay.before_step(env, self._last_done)
-            next_obs, rewards, terminated, truncated, info = env.step(env_actions)
-            if self.check_finite_inputs:
-                check_env_step(next_obs, rewards, self.num_timesteps + cfg.n_envs)
-            replay.after_step(env_actions, ~self._last_done)
-            self._actions[t] = actions.cpu().numpy().reshape(self._actions[t].shape)
-            self._rewards[t] = rewards
-            self._terminated[t] = terminated
-            self._truncated[t] = truncated
-            self._valid[t] = ~self._last_done
-            self._final_values[t] = self._values_of_final_obs(info, truncated & ~terminated)
-            self._obs[t + 1] = next_obs
-            dones = terminated | truncated
-            self._track_episodes(rewards, dones)
-            self.num_timesteps += cfg.n_envs
-            self._rollout_step, self._last_obs = t + 1, self._obs[t + 1]
-            if callback is not None and not self._step_callback(
-                    callback, new_obs=next_obs, rewards=rewards, dones=dones, infos=vector_infos(info, cfg.n_envs),
-                    actions=env_actions):
-                return False
-        self._rollout_step = 0
-        self._last_obs = self._obs[-1].copy()
-        if callback is not None:
-            callback.on_rollout_end()
-        return True
-
-    def _values_of_final_obs(self, info: dict, truncated: np.ndarray) -> np.ndarray:
-        """SAME_STEP autoreset: V(final obs) of the episodes truncated at this step (the obs the
+    def _record_step(self, t: int, info: dict, terminated: np.ndarray, truncated: np.ndarray) -> None:
+        """SAME_STEP autoreset: V(final obs) of the episodes truncated at step ``t`` (the obs the
         step returned already begins the next episode); zeros otherwise."""
         values = np.zeros(self.config.n_envs, dtype=np.float32)
-        where = np.flatnonzero(truncated) if self._same_step else ()
+        where = np.flatnonzero(truncated & ~terminated) if self._same_step else ()
         if len(where):
             final = np.stack([np.asarray(info["final_obs"][i]) for i in where])
             with torch.inference_mode():
                 values[where] = self.policy.value(torch.as_tensor(final, device=self.device)).cpu().numpy()
-        return values
-
-    def _track_episodes(self, rewards: np.ndarray, done: np.ndarray) -> None:
-        self._episode_return += rewards
-        self._episode_length += ~self._last_done
-        for i in np.flatnonzero(done):
-            self._finish_episode(self._episode_return[i], self._episode_length[i])
-        self._episode_return[done] = 0.0
-        self._episode_length[done] = 0
-        self._last_done = done & (not self._same_step)  # only NEXT_STEP has reset steps
+        self._final_values[t] = values
 
     def _scaled_rewards(self) -> np.ndarray:
         """Rewards over the running std of the discounted return, clipped to +-10 (VecNormalize's
@@ -386,36 +254,3 @@ class PPO(PolicyAgent):
                 self.logger.record(f"train/{key}", value)
         if isinstance(dist, DiagGaussianDistribution):
             self.logger.record("train/std", dist.log_std.exp().mean().item())
-
-    # ----------------------------------------------------------------- checkpoint state
-    _ROLLOUT = ("_obs", "_actions", "_rewards", "_terminated", "_truncated", "_valid", "_final_values")
-
-    def _extra_state(self, save_replay_buffer: bool) -> dict[str, Any]:
-        started = self._last_obs is not None
-        return {
-            **super()._extra_state(save_replay_buffer),
-            "last_obs": np.array(self._last_obs) if started else None,
-            "last_done": self._last_done.copy(),
-            "episode_return": self._episode_return.copy(),
-            "episode_length": self._episode_length.copy(),
-            "reward_return": self._reward_return.copy(),
-            "envs": (self._loaded_envs if self._loaded_envs is not False
-                     else self._env_replay.state_dict(self.env) if started else None),
-            "rollout_step": self._rollout_step,
-            "rollout": {name: getattr(self, name).copy() for name in self._ROLLOUT} if self._rollout_step else None,
-        }
-
-    def _load_extra_state(self, extra: dict[str, Any]) -> None:
-        super()._load_extra_state(extra)
-        if extra.get("last_obs") is None:  # saved before learning: fresh envs
-            return
-        extra = as_numpy(extra)
-        self._last_obs = extra["last_obs"]
-        self._last_done = extra["last_done"].astype(bool)
-        self._episode_return[:] = extra["episode_return"]
-        self._episode_length[:] = extra["episode_length"]
-        self._reward_return[:] = extra["reward_return"]
-        self._loaded_envs = extra["envs"]
-        self._rollout_step = int(extra["rollout_step"])
-        for name, values in (extra["rollout"] or {}).items():
-            getattr(self, name)[...] = values
