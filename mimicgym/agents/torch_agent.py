@@ -119,7 +119,7 @@ class TorchAgent(Agent):
 
 class PolicyAgent(TorchAgent):
     """A torch agent that acts through ``self.policy`` (an ``ActorCritic``) and improves it
-    with ``self.optimizer``: REINFORCE and A2C."""
+    with ``self.optimizer``: REINFORCE, and A2C and PPO through their on-policy base."""
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         """Actions for one observation or a batch (SB3 signature; ``state`` passes through)."""
