@@ -29,6 +29,7 @@ bench: install
 	$(PY) benchmarks/body_model.py
 	$(PY) benchmarks/deep_agents.py --quick
 	$(PY) benchmarks/imitation_env.py --quick
+	$(PY) benchmarks/generative_samples.py --quick
 
 clean:
 	rm -rf $(VENV) runs
