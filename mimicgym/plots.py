@@ -11,7 +11,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,12 +21,16 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path, dpi: float | None = None) -> Path:
+    """Lay out ``fig``, write it atomically to ``path`` (format from the suffix) and close it."""
+    from mimicgym.utils.io import atomic_write
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path)
-    _pyplot().close(fig)
+    with atomic_write(path) as f:
+        fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=dpi)
+    pyplot().close(fig)
     return path
 
 
@@ -51,7 +56,7 @@ def plot_learning_curves(
     ylim: tuple[float, float] | None = None,
 ) -> Path:
     """One line per label from ``{label: (x, y)}``; ``smooth`` is a moving-average window."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for label, (x, y) in curves.items():
         ax.plot(np.asarray(x), moving_average(y, smooth), label=label, lw=1.5)
@@ -64,7 +69,7 @@ def plot_learning_curves(
     ax.grid(alpha=0.3)
     if len(curves) > 1:
         ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_value_heatmap(
@@ -83,7 +88,7 @@ def plot_value_heatmap(
     ``moves`` is the (A, 2) array of (d_row, d_col) displacements of the actions; cells in
     ``mask`` (walls, terminals) get no arrow and, for walls, no colour.
     """
-    plt = _pyplot()
+    plt = pyplot()
     rows, cols = grid_shape
     grid = np.asarray(values, dtype=np.float64).reshape(rows, cols)
     hidden = np.zeros((rows, cols), bool) if mask is None else np.asarray(mask).reshape(rows, cols)
@@ -112,4 +117,4 @@ def plot_value_heatmap(
     ax.tick_params(labelsize=6)
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -20,6 +20,7 @@ import torch
 
 from mimicgym.generative.base import GenerativeModel
 from mimicgym.generative.images import save_image_grid
+from mimicgym.plots import pyplot, save_figure
 from mimicgym.runs.generative_data import DataSplits, as_pictures
 from mimicgym.utils.io import atomic_write
 
@@ -185,31 +186,18 @@ def write_samples(model: GenerativeModel, data: DataSplits, path: Path, n: int =
 
 def scatter_plot(path: Path, samples: torch.Tensor, reference: torch.Tensor, title: str = "") -> Path:
     """Samples (left) beside the reference points (right), same axes, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     lim = float(reference.abs().max()) * 1.15
     fig, axes = plt.subplots(1, 2, figsize=(8, 4), sharex=True, sharey=True)
     for ax, points, name in zip(axes, (samples, reference), (f"{title} samples", "test data")):
         ax.scatter(points[:, 0], points[:, 1], s=1, alpha=0.4)
         ax.set(title=name, xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as f:
-        fig.savefig(f, format="png", dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 def series_plot(path: Path, samples: torch.Tensor, reference: torch.Tensor, title: str = "", rows: int = 8) -> Path:
     """Sampled series (left) beside test series (right), channel 0, ``rows`` of each, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(rows, 2, figsize=(8, 1.1 * rows), sharex=True, sharey=True)
     bound = float(reference.abs().max()) * 1.1
     axes[0, 0].set_ylim(-bound, bound)
@@ -217,12 +205,7 @@ def series_plot(path: Path, samples: torch.Tensor, reference: torch.Tensor, titl
         axes[0, column].set_title(name)
         for row in range(rows):
             axes[row, column].plot(series[row % len(series), 0].numpy(), lw=1)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as f:
-        fig.savefig(f, format="png", dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 @torch.no_grad()
