@@ -5,6 +5,10 @@ import os
 # Before any test module imports MuJoCo: headless rendering needs EGL (mimicgym sets the
 # same default, but a test may import mujoco first).
 os.environ.setdefault("MUJOCO_GL", "egl")
+# The suite's reference numbers (stable-baselines3 parity, pinned curves, seeded samples) are
+# CPU results and its tests build CPU tensors: device="auto" means the CPU here, also on a GPU
+# machine. MIMICGYM_DEVICE=auto runs the models on CUDA where present.
+os.environ.setdefault("MIMICGYM_DEVICE", "cpu")
 
 import torch  # noqa: E402
 

@@ -308,3 +308,15 @@ def test_training_rounds_match_sb3_given_the_same_weights_data_and_minibatches()
         ours.update_target(1.0)
     moved = (ours.q_net.head[0].weight - initial).abs().max().item()
     assert moved > 1e-3  # the rounds really trained, so the match above is not trivial
+
+
+def test_auto_device_follows_mimicgym_device(monkeypatch):
+    from mimicgym.utils.torch_utils import resolve_device
+
+    monkeypatch.setenv("MIMICGYM_DEVICE", "cpu")
+    assert resolve_device("auto") == torch.device("cpu") and resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("MIMICGYM_DEVICE", "auto")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv("MIMICGYM_DEVICE", "tpu7")
+    with pytest.raises(ValueError, match="MIMICGYM_DEVICE='tpu7': unknown device 'tpu7'"):
+        resolve_device("auto")

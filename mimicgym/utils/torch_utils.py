@@ -13,12 +13,20 @@ _DEVICE_WORDS = ("auto", "cpu", "cuda", "mps")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when present, else CPU; otherwise the named device, checked."""
+    """``"auto"`` -> CUDA when present, else CPU (or what the environment variable
+    ``MIMICGYM_DEVICE`` names: the test suite sets it to ``cpu``, since its reference numbers
+    are CPU results); otherwise the named device, checked."""
     if isinstance(device, torch.device):
         return device
     if not isinstance(device, str):
         raise TypeError(f"device must be a str or torch.device, got {device!r}")
     if device == "auto":
+        chosen = os.environ.get("MIMICGYM_DEVICE", "auto")
+        if chosen != "auto":
+            try:
+                return resolve_device(chosen)
+            except ValueError as e:
+                raise ValueError(f"MIMICGYM_DEVICE={chosen!r}: {e}") from None
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
