@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from _sb3_parity import copy_sb3_weights
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
@@ -264,12 +265,7 @@ def test_one_update_matches_sb3_given_the_same_weights_and_rollout():
                  seed=0, device="cpu")
     sb3.set_logger(configure(None, []))
     ours = A2C("CartPole-v1", seed=0, device="cpu", n_envs=8, ent_coef=0.0)
-    pairs = [(ours.policy.pi_net, sb3.policy.mlp_extractor.policy_net),
-             (ours.policy.vf_net, sb3.policy.mlp_extractor.value_net),
-             (ours.policy.action_head, sb3.policy.action_net),
-             (ours.policy.value_head, sb3.policy.value_net)]
-    for mine, theirs in pairs:
-        mine.load_state_dict(theirs.state_dict())
+    pairs = copy_sb3_weights(ours, sb3)
     initial = ours.policy.action_head.weight.detach().clone()
     rng = np.random.default_rng(0)
     T, N, gamma = 5, 8, sb3.gamma

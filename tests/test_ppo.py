@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from _sb3_parity import copy_sb3_weights
 from stable_baselines3.common.callbacks import BaseCallback
 
 from mimicgym.agents import AGENTS, PPO, get_agent_class
@@ -55,12 +56,7 @@ def test_updates_equal_sb3s_given_the_same_weights_rollout_and_minibatch_order(c
                  **shared, **sb3_only)
     sb3.set_logger(configure(None, []))
     ours = PPO(env_id, seed=0, device="cpu", n_envs=N, n_steps=T, **shared, **ours_only)
-    pairs = [(ours.policy.pi_net, sb3.policy.mlp_extractor.policy_net),
-             (ours.policy.vf_net, sb3.policy.mlp_extractor.value_net),
-             (ours.policy.action_head, sb3.policy.action_net),
-             (ours.policy.value_head, sb3.policy.value_net)]
-    for mine, theirs in pairs:
-        mine.load_state_dict(theirs.state_dict())
+    pairs = copy_sb3_weights(ours, sb3)
     continuous = isinstance(ours.action_space, gym.spaces.Box)
     if continuous:
         assert sb3.policy.log_std.detach().eq(-0.5).all()
