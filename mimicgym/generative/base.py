@@ -186,6 +186,42 @@ class GenerativeModel(nn.Module):
         return f"data_shape={self.data_shape}" + (f", {fields}" if fields else "")
 
 
+class FrozenBaseModel(GenerativeModel):
+    """A model built on another trained model (``base_name``: the attribute that holds it), which
+    it keeps frozen in place: gradients off, in eval mode whatever ``train()`` is asked, left out
+    of the optimiser, yet part of ``state_dict`` so that a checkpoint restores both. The data
+    shape and device are the base model's. Subclasses call :meth:`take_base` first in ``build``.
+    """
+
+    base_name: ClassVar[str] = "base"
+
+    def __init__(self, base: GenerativeModel, *, seed: int = 0, **hyperparameters: Any):
+        # build() runs inside the base constructor, before a submodule can be assigned: hand it over here.
+        self.__dict__["_frozen_base"] = base
+        super().__init__(base.data_shape, seed=seed, device=base.device, **hyperparameters)
+
+    def take_base(self) -> GenerativeModel:
+        """Freeze the handed-over model and register it as ``self.<base_name>``; returns it."""
+        base = self.__dict__.pop("_frozen_base")
+        base.requires_grad_(False)
+        base.eval()
+        setattr(self, self.base_name, base)
+        return base
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        getattr(self, self.base_name).eval()  # frozen: a trainer's model.train() must not switch it
+        return self
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Everything but the frozen base model's parameters."""
+        frozen = {id(p) for p in getattr(self, self.base_name).parameters()}
+        return [p for p in self.parameters() if id(p) not in frozen]
+
+    def make_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
+        return {"model": torch.optim.Adam(self.trainable_parameters(), lr=lr, weight_decay=weight_decay)}
+
+
 def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, what: str = "loss",
                   max_grad_norm: float | None = None) -> torch.Tensor | None:
     """Zero the gradients, back-propagate ``loss``, clip the global gradient norm (if

@@ -35,7 +35,7 @@ from torch.nn import functional as F
 
 from mimicgym.errors import ConfigError
 from mimicgym.generative.autoencoder import check_widths
-from mimicgym.generative.base import GenerativeModel
+from mimicgym.generative.base import FrozenBaseModel
 from mimicgym.generative.denoisers import UNet
 from mimicgym.generative.diffusion import DDPM
 from mimicgym.utils.checks import check_choice, check_positive, check_positive_int
@@ -82,7 +82,7 @@ class ControlNetConfig:
             raise ConfigError(f"hint_widths must hold at least one width, got {self.hint_widths!r}")
 
 
-class ControlNet(GenerativeModel):
+class ControlNet(FrozenBaseModel):
     """``ControlNet(ddpm, **hyperparameters)``: a trainable branch steering a frozen U-Net DDPM.
 
     The DDPM is held, not copied: its parameters are set to ``requires_grad=False`` and it
@@ -94,6 +94,7 @@ class ControlNet(GenerativeModel):
     """
 
     Config = ControlNetConfig
+    base_name = "ddpm"
     has_likelihood = False
     validation_metric = "denoising_loss"
 
@@ -104,14 +105,10 @@ class ControlNet(GenerativeModel):
             raise ConfigError(f"ControlNet copies a U-Net's encoder: the DDPM's network must be 'unet', "
                               f"got network={ddpm.network_kind!r} ({type(ddpm.network).__name__}) for "
                               f"data_shape={ddpm.data_shape}")
-        # build() runs inside the base constructor, before a submodule can be assigned: hand it over here.
-        self.__dict__["_frozen"] = ddpm
-        super().__init__(ddpm.data_shape, seed=seed, device=ddpm.device, **hyperparameters)
+        super().__init__(ddpm, seed=seed, **hyperparameters)
 
     def build(self) -> None:
-        self.ddpm: DDPM = self.__dict__.pop("_frozen")
-        self.ddpm.requires_grad_(False)
-        self.ddpm.eval()
+        self.ddpm: DDPM = self.take_base()
         unet = self.ddpm.network
         C, H, W = self.data_shape
         size = self.config.sketch_size
@@ -131,19 +128,6 @@ class ControlNet(GenerativeModel):
         self.hint_encoder = nn.Sequential(*layers, zero_conv(width, unet.skip_channels[0], 3))
         # The middle block keeps the width of the last skip feature.
         self.zero_convs = nn.ModuleList(zero_conv(c, c) for c in (*unet.skip_channels, unet.skip_channels[-1]))
-
-    def train(self, mode: bool = True) -> ControlNet:
-        super().train(mode)
-        self.ddpm.eval()  # frozen: a trainer's model.train() must not switch it
-        return self
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """The branch's parameters: everything but the frozen DDPM's."""
-        frozen = {id(p) for p in self.ddpm.parameters()}
-        return [p for p in self.parameters() if id(p) not in frozen]
-
-    def make_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
-        return {"model": torch.optim.Adam(self.trainable_parameters(), lr=lr, weight_decay=weight_decay)}
 
     @property
     def num_classes(self) -> int | None:

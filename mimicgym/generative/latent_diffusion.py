@@ -24,7 +24,7 @@ import dataclasses
 import torch
 
 from mimicgym.errors import ConfigError
-from mimicgym.generative.base import GenerativeModel
+from mimicgym.generative.base import FrozenBaseModel
 from mimicgym.generative.diffusion import DDPM, DDPMConfig
 from mimicgym.generative.vae import VAE
 from mimicgym.utils.checks import check_positive_int
@@ -46,7 +46,7 @@ class LatentDiffusionConfig(DDPMConfig):
                               f"'mlp' (or 'auto'), got network={self.network!r}")
 
 
-class LatentDiffusion(GenerativeModel):
+class LatentDiffusion(FrozenBaseModel):
     """``LatentDiffusion(vae, **hyperparameters)``: a DDPM (attribute ``ddpm``) over the standardised
     codes of a trained VAE (attribute ``vae``, data_shape its own).
 
@@ -57,6 +57,7 @@ class LatentDiffusion(GenerativeModel):
     """
 
     Config = LatentDiffusionConfig
+    base_name = "vae"
     has_likelihood = False
     validation_metric = "denoising_loss"
 
@@ -66,14 +67,10 @@ class LatentDiffusion(GenerativeModel):
         if device is not None and resolve_device(device) != vae.device:
             raise ConfigError(f"LatentDiffusion runs on its VAE's device ({vae.device}); move the VAE there "
                               f"first (a new VAE on that device, loaded from its state_dict), got device={device!r}")
-        # build() runs inside the base constructor, before a submodule can be assigned: hand it over here.
-        self.__dict__["_frozen"] = vae
-        super().__init__(vae.data_shape, seed=seed, device=vae.device, **hyperparameters)
+        super().__init__(vae, seed=seed, **hyperparameters)
 
     def build(self) -> None:
-        self.vae: VAE = self.__dict__.pop("_frozen")
-        self.vae.requires_grad_(False)
-        self.vae.eval()
+        self.vae: VAE = self.take_base()
         self.support = self.vae.support
         latent_dim = self.vae.config.latent_dim
         ddpm_fields = {f.name for f in dataclasses.fields(DDPMConfig)}
@@ -82,15 +79,6 @@ class LatentDiffusion(GenerativeModel):
         self.register_buffer("latent_shift", torch.zeros(latent_dim))
         self.register_buffer("latent_scale", torch.ones(latent_dim))
         self.register_buffer("latent_scale_fitted", torch.tensor(False))
-
-    def train(self, mode: bool = True) -> LatentDiffusion:
-        super().train(mode)
-        self.vae.eval()  # frozen: a trainer's model.train() must not switch it
-        return self
-
-    def make_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
-        """One Adam over the DDPM alone: the VAE is frozen."""
-        return {"model": torch.optim.Adam(self.ddpm.parameters(), lr=lr, weight_decay=weight_decay)}
 
     # -- the latent space --------------------------------------------------------------------
     @torch.no_grad()
