@@ -136,13 +136,7 @@ class Trainer:
         if self.valid_data is None or self.model.validation_metric is None:
             return None
         self.model.eval()
-        batches = self.valid_data.split(256)
-        if self.valid_condition is None:
-            losses = [self.model.validation_loss(batch) for batch in batches]
-        else:
-            losses = [self.model.validation_loss(batch, condition=labels)
-                      for batch, labels in zip(batches, self.valid_condition.split(256))]
-        nll = torch.cat(losses).mean().item()
+        nll = validation_losses(self.model, self.valid_data, self.valid_condition).mean().item()
         if nll < self.best_nll:
             self.best_nll = nll
             self.best_state = copy.deepcopy(self.model.state_dict())
@@ -176,6 +170,17 @@ class Trainer:
         self.best_nll, self.best_state = state["best_nll"], state["best_state"]
         self.epochs_without_improvement = state["epochs_without_improvement"]
         self.history = [EpochResult(**r) for r in state["history"]]
+
+
+def validation_losses(model: GenerativeModel, x: torch.Tensor, condition: torch.Tensor | None = None,
+                      batch_size: int = 256) -> torch.Tensor:
+    """``model.validation_loss`` of every example of ``x`` (N,), in batches, with the class
+    labels ``condition`` (N,) of a conditional model."""
+    batches = x.split(batch_size)
+    if condition is None:
+        return torch.cat([model.validation_loss(batch) for batch in batches])
+    return torch.cat([model.validation_loss(batch, condition=labels)
+                      for batch, labels in zip(batches, condition.split(batch_size))])
 
 
 def _labels(model: GenerativeModel, labels: torch.Tensor | None, n: int, name: str) -> torch.Tensor | None:

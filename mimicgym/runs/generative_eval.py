@@ -20,6 +20,7 @@ import torch
 
 from mimicgym.generative.base import GenerativeModel
 from mimicgym.generative.images import save_image_grid
+from mimicgym.generative.train import validation_losses
 from mimicgym.plots import pyplot, save_figure
 from mimicgym.runs.generative_data import DataSplits, as_pictures
 from mimicgym.utils.io import atomic_write
@@ -35,13 +36,7 @@ def evaluate_model(model: GenerativeModel, data: DataSplits, batch_size: int = 2
     if model.validation_metric is None:
         return None
     model.eval()
-    labels = data.condition("test", model)
-    batches = data.test.split(batch_size)
-    if labels is None:
-        values = [model.validation_loss(batch) for batch in batches]
-    else:
-        values = [model.validation_loss(batch, condition=c) for batch, c in zip(batches, labels.split(batch_size))]
-    return torch.cat(values).double().mean().item()
+    return validation_losses(model, data.test, data.condition("test", model), batch_size).double().mean().item()
 
 
 def evaluate(model: GenerativeModel, data: DataSplits) -> dict[str, Any]:
