@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from functools import partial
 from typing import Callable, Iterator
 
 import torch
@@ -36,6 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mimicgym.errors import ConfigError
+from mimicgym.generative.autoencoder import mlp
 from mimicgym.utils.checks import check_choice
 
 LEAKY_SLOPE = 0.2  # DCGAN's LeakyReLU slope in the discriminator
@@ -62,14 +64,8 @@ class MLPGenerator(nn.Module):
         super().__init__()
         self.data_shape = data_shape
         self.embedding = nn.Embedding(num_classes, embedding_dim) if num_classes else None
-        dims = [latent_dim + (embedding_dim if num_classes else 0), *hidden]
-        layers: list[nn.Module] = []
-        for d_in, d_out in zip(dims[:-1], dims[1:]):
-            layers += [nn.Linear(d_in, d_out), nn.ReLU()]
-        layers.append(nn.Linear(dims[-1], math.prod(data_shape)))
-        if tanh_output:
-            layers.append(nn.Tanh())
-        self.net = nn.Sequential(*layers)
+        layers = mlp(latent_dim + (embedding_dim if num_classes else 0), hidden, math.prod(data_shape))
+        self.net = nn.Sequential(*layers, nn.Tanh()) if tanh_output else layers
 
     def forward(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(_with_label(z, self.embedding, condition)).view(len(z), *self.data_shape)
@@ -82,13 +78,9 @@ class MLPDiscriminator(nn.Module):
 
     def __init__(self, data_shape: tuple[int, ...], hidden: tuple[int, ...], num_classes: int | None = None):
         super().__init__()
-        dims = [math.prod(data_shape), *hidden]
-        layers: list[nn.Module] = []
-        for d_in, d_out in zip(dims[:-1], dims[1:]):
-            layers += [nn.Linear(d_in, d_out), nn.LeakyReLU(LEAKY_SLOPE)]
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(dims[-1], 1)
-        self.projection = nn.Embedding(num_classes, dims[-1]) if num_classes else None
+        layers = mlp(math.prod(data_shape), hidden, 1, partial(nn.LeakyReLU, LEAKY_SLOPE))
+        self.features, self.head = layers[:-1], layers[-1]  # phi(x), and the score's linear head
+        self.projection = nn.Embedding(num_classes, self.head.in_features) if num_classes else None
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         phi = self.features(x.flatten(1))  # (B, F)
