@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 
 from mimicgym.envs.mimic.env import MimicEnv  # noqa: E402
 from mimicgym.envs.mimic.reward import TERMS  # noqa: E402
-from mimicgym.runs.imitation import RewardTermsCallback, evaluate_imitation  # noqa: E402
+from mimicgym.runs.imitation import RewardTermsCallback, evaluate_imitation, max_imitation_return  # noqa: E402
 
 pytest.importorskip("pybullet_data")
 
@@ -49,7 +49,7 @@ def test_reward_terms_callback_logs_every_term():
     venv = DummyVecEnv([lambda: MimicEnv(clip="walk", episode_seconds=1.0)] * 2)
     model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu",
                 policy_kwargs={"net_arch": [16]})
-    callback = RewardTermsCallback()
+    callback = RewardTermsCallback(max_imitation_return(venv.envs[0]))
     logged = {}
 
     class Capture:  # records what the callback writes at the end of the rollout

@@ -36,7 +36,7 @@ from mimicgym.agents.policies import ActorCritic, actions_to_env, check_actor_cr
 from mimicgym.agents.torch_agent import PolicyAgent
 from mimicgym.errors import ConfigError
 from mimicgym.utils.checks import check_env_step, check_positive_int, check_probability
-from mimicgym.utils.torch_utils import derive_seed
+from mimicgym.utils.torch_utils import derive_seed, torch_threads
 
 NEXT_STEP, SAME_STEP = gym.vector.AutoresetMode.NEXT_STEP, gym.vector.AutoresetMode.SAME_STEP
 
@@ -166,7 +166,12 @@ class OnPolicyAgent(PolicyAgent):
 
     def _collect_rollout(self, callback) -> bool:
         """Fill the rollout arrays up to ``n_steps`` vector steps (going on with a rollout a stop
-        left unfinished); False if the callback stopped."""
+        left unfinished); False if the callback stopped. The policy's small batches run on one
+        torch thread, leaving the other cores to the env."""
+        with torch_threads(1):
+            return self._collect_steps(callback)
+
+    def _collect_steps(self, callback) -> bool:
         cfg, policy, env, replay = self.config, self.policy, self.env, self._env_replay
         obs_t = torch.from_numpy(self._obs) if self.device.type == "cpu" else None
         if self._rollout_step == 0:

@@ -45,10 +45,19 @@ def make_env(cfg: RunConfig, **extra_kwargs) -> gym.Env:
 
 
 def make_agent_env(agent_cls, cfg: RunConfig, hyperparameters: dict) -> gym.Env | gym.vector.VectorEnv:
-    """The env one of our agents trains on: a sync VectorEnv of ``n_envs`` for vectorised ones."""
+    """The env one of our agents trains on: for vectorised ones, ``n_envs`` imitation characters
+    in the batched env (physics in ``cfg.threads`` threads; same-step autoreset) where the agent
+    takes that mode, a sync VectorEnv of ``n_envs`` otherwise."""
     if not agent_cls.vectorized:
         return make_env(cfg)
     n_envs = hyperparameters.get("n_envs", agent_cls.Config().n_envs)
+    if is_imitation_env(cfg.env) and gym.vector.AutoresetMode.SAME_STEP in getattr(agent_cls, "autoreset_modes", ()) \
+            and cfg.wrapper is None:
+        try:
+            return gym.make_vec(cfg.env, num_envs=n_envs, vectorization_mode="vector_entry_point",
+                                threads=min(cfg.threads, n_envs), **cfg.env_kwargs)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"env {cfg.env!r} with keywords {cfg.env_kwargs}: {e}") from None
     return gym.vector.SyncVectorEnv([lambda: make_env(cfg) for _ in range(n_envs)])
 
 

@@ -11,15 +11,22 @@ from stable_baselines3.common.callbacks import BaseCallback
 from mimicgym.envs.mimic.reward import TERMS
 from mimicgym.runs.evaluation import EvalResult, evaluate_episodes
 
-# SB3 PPO defaults for imitation runs: DeepMimic's gamma 0.95, GAE lambda 0.95 and clip 0.2;
-# an initial exploration std of 0.135 (log-std -2), which doubled the normalised return after
-# 200k samples against -1; and a step size of 1e-4: with SB3's 3e-4 the small std makes each
-# update move the policy far (approximate KL 1-4) and walk peaked at 0.54 normalised return,
-# then fell back; 1e-4 reached 0.75 by 1.3M. ``--set`` overrides any of them.
+# PPO defaults for imitation runs, ours and SB3's: DeepMimic's gamma 0.95, GAE lambda 0.95 and
+# clip 0.2; an initial exploration std of 0.135 (log-std -2), which doubled the normalised return
+# after 200k samples against -1; and a step size of 1e-4: with SB3's 3e-4 the small std makes each
+# update move the policy far (approximate KL 1-4) and walk peaked at 0.54 normalised return, then
+# fell back; 1e-4 reached 0.75 by 1.3M. ``--set`` overrides any of them.
 DEEPMIMIC_PPO: dict = {
     "learning_rate": 1e-4, "n_steps": 512, "batch_size": 512, "n_epochs": 5, "gamma": 0.95,
     "gae_lambda": 0.95, "clip_range": 0.2,
     "policy_kwargs": {"log_std_init": -2.0, "net_arch": {"pi": [512, 256], "vf": [512, 256]}},
+}
+# Ours step 16 characters of the batched env per call: rollouts of 16 x 256 = 4,096 samples
+# (DeepMimic's batch), observations normalised inside the network; SB3's policy_kwargs as our
+# own fields, so that ``--set net_arch=...`` is not overwritten by them.
+DEEPMIMIC_PPO_OURS: dict = {
+    **{k: v for k, v in DEEPMIMIC_PPO.items() if k != "policy_kwargs"}, **DEEPMIMIC_PPO["policy_kwargs"],
+    "n_envs": 16, "n_steps": 256, "normalize_observations": True,
 }
 
 
@@ -35,14 +42,16 @@ def evaluate_imitation(policy, env, episodes: int, seed: int, obs_normalizer=Non
 class RewardTermsCallback(BaseCallback):
     """Logs the mean of each ``info["reward_terms"]`` entry and of the imitation reward over
     each rollout (``imitation/<term>``), and the normalised return of each finished episode
-    (``imitation/normalised_return``: raw imitation return over the most a full episode earns,
-    whatever VecNormalize does to the training reward)."""
+    (``imitation/normalised_return``: raw imitation return over ``max_return``, the most a full
+    episode earns, whatever reward scaling does to the training reward). Reads SB3's infos and
+    ours in same-step autoreset, where an ended episode's last info sits in ``final_info``."""
+
+    def __init__(self, max_return: float):
+        super().__init__()
+        self._max_return = float(max_return)
 
     def _on_training_start(self) -> None:
-        env = self.training_env
-        self._max_return = env.get_attr("reward")[0].max_imitation * \
-            env.get_attr("max_episode_steps")[0]
-        self._episode_return = np.zeros(env.num_envs)
+        self._episode_return = np.zeros(self.training_env.num_envs)
         self._on_rollout_start()
 
     def _on_rollout_start(self) -> None:
@@ -52,6 +61,8 @@ class RewardTermsCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         for i, info in enumerate(self.locals["infos"]):
+            if "reward_terms" not in info:
+                info = info.get("final_info", info)
             terms = info.get("reward_terms")
             if terms is not None:
                 self._sums[:-1] += [terms[t] for t in TERMS]
@@ -69,6 +80,12 @@ class RewardTermsCallback(BaseCallback):
                 self.logger.record(f"imitation/{name}", value)
         if self._returns:
             self.logger.record("imitation/normalised_return", float(np.mean(self._returns)))
+
+
+def max_imitation_return(env) -> float:
+    """The most one full episode of an imitation env earns (per-step maximum x episode steps)."""
+    base = env.unwrapped
+    return base.reward.max_imitation * base.max_episode_steps
 
 
 def render_policy(policy, env, normalize_obs=None, seed: int = 0) -> tuple[list, EvalResult]:

@@ -51,6 +51,10 @@ class AgentLearner:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         hyperparameters = agent_hyperparameters(agent_cls, cfg)
+        if cfg.agent == "ppo" and is_imitation_env(cfg.env):
+            from mimicgym.runs.imitation import DEEPMIMIC_PPO_OURS
+
+            hyperparameters = {**DEEPMIMIC_PPO_OURS, **hyperparameters}  # --set still overrides
         units = agent_cls.budget_units
         if cfg.episodes is not None and "episodes" not in units:
             raise ConfigError(f"agent {cfg.agent!r} counts timesteps, not episodes: give timesteps")

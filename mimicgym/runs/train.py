@@ -196,9 +196,11 @@ class _Session:
     def callbacks(self) -> list:
         cfg, out = self.cfg, []
         if self.imitation:
-            from mimicgym.runs.imitation import RewardTermsCallback
+            from mimicgym.runs.imitation import RewardTermsCallback, max_imitation_return
 
-            out.append(RewardTermsCallback())  # imitation/<term> in TensorBoard
+            env = make_env(self.cfg)
+            out.append(RewardTermsCallback(max_imitation_return(env)))  # imitation/<term> in TensorBoard
+            env.close()
         # Evaluation first: at a step where both fall, the checkpoint then holds the evaluation's
         # log point (a resumed run does not evaluate again at its first step).
         if cfg.eval_freq:
