@@ -10,6 +10,7 @@ Examples:
   mimicgym train --resume runs/q_learning_CliffWalking-v0_s0
   mimicgym eval runs/q_learning_CliffWalking-v0_s0 --episodes 20
   mimicgym render runs/sb3_PPO_MimicWalk-v0_s0
+  mimicgym render --pretrained walk
 
 A TOML config holds any train option by its long name (env, agent, timesteps, seed...) plus
 [hyperparameters] and [env_kwargs] tables; flags override it. Errors in the input are one
@@ -104,9 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="convert a vecnormalize.pkl (SB3's pickle; it can run code) once to arrays")
     p.add_argument("--episodes", type=int)
     p.add_argument("--seed", type=int, help="default: the run's (its training-time evaluation)")
-    p = sub.add_parser("render", help="render an imitation run beside its reference: MP4 and PNG")
-    p.add_argument("run", type=Path)
-    p.add_argument("--out", type=Path, help="output path without extension (default RUN/render)")
+    p = sub.add_parser("render", help="render an imitation run (or a shipped policy) beside its reference: MP4 and PNG")
+    p.add_argument("run", type=Path, nargs="?", help="run directory")
+    p.add_argument("--pretrained", metavar="NAME", help="a shipped policy instead of a run (see mimicgym list)")
+    p.add_argument("--out", type=Path,
+                   help="output path without extension (default RUN/render, renders/NAME for --pretrained)")
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width", type=int, default=480)
@@ -226,6 +229,13 @@ def cmd_list(args: argparse.Namespace) -> None:
     print("generative models (mimicgym gen train MODEL --data digits|markov|motion|eight_gaussians|...):")
     for name, cls in MODELS.items():
         print(f"  {name:<18} {cls.__module__}.{name}")
+    from mimicgym import pretrained
+
+    print("pretrained policies (mimicgym render --pretrained NAME; mimicgym.pretrained.load(NAME)):")
+    for name in pretrained.available():
+        info = pretrained.describe(name)
+        print(f"  {name:<18} {info['env_id']}, {info['training'].get('samples', '?')} samples, "
+              f"normalised return {info['training'].get('normalised_return', '?')}")
     print("options: mimicgym list --agent NAME | --env ID | --model NAME")
 
 
@@ -297,8 +307,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_render(args: argparse.Namespace) -> None:
     from mimicgym import runs
 
-    video, strip, result = runs.render_run(args.run, args.out, args.seconds, args.seed,
-                                           args.width, args.height)
+    if (args.run is None) == (args.pretrained is None):
+        raise ConfigError("render: give a run directory or --pretrained NAME (one of them)")
+    if args.pretrained is not None:
+        video, strip, result = runs.render_pretrained(args.pretrained, args.out, args.seconds, args.seed,
+                                                      args.width, args.height)
+    else:
+        video, strip, result = runs.render_run(args.run, args.out, args.seconds, args.seed,
+                                               args.width, args.height)
     s = result.summary()
     print(f"wrote {video} and {strip}: {s['mean_ep_length']:.0f} steps, "
           f"normalised return {s['normalised_return']:.3f}")

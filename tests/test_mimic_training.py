@@ -205,3 +205,38 @@ def test_every_imitation_run_gets_evaluations_videos_curves_and_a_render(tmp_pat
     assert "render.mp4" in capsys.readouterr().out
     strip = imageio.imread(run / "render.png")
     assert strip.shape[0] == 64 and strip.std() > 0  # frames with something in them
+
+
+def test_reward_terms_callback_reads_same_step_infos_of_our_ppo():
+    """On the batched env an ended episode's last info sits in final_info: every step counts."""
+    import gymnasium as gym
+
+    from mimicgym.agents import PPO
+
+    env = gym.make_vec("mimicgym/MimicWalk-v0", num_envs=3, vectorization_mode="vector_entry_point",
+                       episode_seconds=0.5)
+    agent = PPO(env, seed=0, device="cpu", n_envs=3, n_steps=40, batch_size=60, n_epochs=1, net_arch=[16])
+    callback = RewardTermsCallback(max_imitation_return(env.single_env))
+    seen = {"steps": 0, "imitation": 0.0, "returns": []}
+    running = np.zeros(3)
+
+    def count(local_vars, _globals):  # the same sums, straight from the env's arrays
+        info = local_vars["infos"]
+        for i, item in enumerate(info):
+            item = item if "imitation_reward" in item else item["final_info"]
+            seen["steps"] += 1
+            seen["imitation"] += item["imitation_reward"]
+            running[i] += item["imitation_reward"]
+        for i in np.flatnonzero(local_vars["dones"]):
+            seen["returns"].append(running[i] / 15.0)  # 15 steps of at most 1
+            running[i] = 0.0
+        return True
+
+    logged = {}
+    agent.logger.record = lambda key, value, *a, **k: logged.__setitem__(key, value)
+    agent.learn(120, callback=[callback, count])
+    assert seen["steps"] == 120
+    assert logged["imitation/imitation_reward"] == pytest.approx(seen["imitation"] / 120, rel=1e-12)
+    assert len(seen["returns"]) >= 3  # episodes ended inside the rollout, their last steps counted
+    assert logged["imitation/normalised_return"] == pytest.approx(np.mean(seen["returns"]), rel=1e-12)
+    env.close()

@@ -9,9 +9,9 @@ Used by the CLI and the scripts; agents and envs know nothing of it.
 from mimicgym.runs.config import RunConfig, config_from_values, load_toml
 from mimicgym.runs.directory import find_model, read_run_record, run_config
 from mimicgym.runs.evaluation import EvalResult, evaluate_episodes
-from mimicgym.runs.playback import evaluate_run, load_run_learner, render_run
+from mimicgym.runs.playback import evaluate_run, load_run_learner, render_pretrained, render_run
 from mimicgym.runs.train import RESUME_OPTIONS, RunResult, resume, resume_command, train
 
 __all__ = ["RESUME_OPTIONS", "EvalResult", "RunConfig", "RunResult", "config_from_values",
            "evaluate_episodes", "evaluate_run", "find_model", "load_run_learner", "load_toml",
-           "read_run_record", "render_run", "resume", "resume_command", "run_config", "train"]
+           "read_run_record", "render_pretrained", "render_run", "resume", "resume_command", "run_config", "train"]

@@ -43,8 +43,6 @@ def render_run(run_dir: str | Path, out: str | Path | None = None, seconds: floa
                frames_in_strip: int = 8) -> tuple[Path, Path, EvalResult]:
     """An imitation run's policy beside its reference ghost, from the clip's start (no RSI):
     ``out.mp4`` and the PNG strip ``out.png`` (default ``RUN/render``)."""
-    from mimicgym.runs.imitation import render_policy, save_render
-
     run_dir = locate_run(run_dir)
     cfg = run_config(run_dir)
     if not is_imitation_env(cfg.env):
@@ -53,10 +51,32 @@ def render_run(run_dir: str | Path, out: str | Path | None = None, seconds: floa
     env = make_env(cfg, render_mode="rgb_array", width=width, height=height, rsi=False,
                    episode_seconds=seconds)
     try:
-        frames, result = render_policy(learner.model, env, learner.normalize_obs, seed)
+        return _render(learner.model, env, learner.normalize_obs, seed,
+                       Path(out) if out else run_dir / "render", frames_in_strip)
+    finally:
+        learner.close()
+
+
+def render_pretrained(name: str, out: str | Path | None = None, seconds: float = 6.0,
+                      seed: int = 0, width: int = 480, height: int = 360,
+                      frames_in_strip: int = 8) -> tuple[Path, Path, EvalResult]:
+    """A shipped policy (``mimicgym.pretrained``) beside its reference ghost, from the clip's
+    start: ``out.mp4`` and ``out.png`` (default ``renders/NAME``)."""
+    from mimicgym import pretrained
+
+    policy, env = pretrained.load(name, render_mode="rgb_array", width=width, height=height, rsi=False,
+                                  episode_seconds=seconds)
+    return _render(policy, env, None, seed, Path(out) if out else Path("renders") / Path(name).stem,
+                   frames_in_strip)
+
+
+def _render(policy, env, normalize_obs, seed: int, out: Path, frames_in_strip: int) -> tuple[Path, Path, EvalResult]:
+    from mimicgym.runs.imitation import render_policy, save_render
+
+    try:
+        frames, result = render_policy(policy, env, normalize_obs, seed)
         fps = env.metadata.get("render_fps", 30)
     finally:
         env.close()
-        learner.close()
-    video, strip = save_render(frames, Path(out) if out else run_dir / "render", frames_in_strip, fps)
+    video, strip = save_render(frames, out, frames_in_strip, fps)
     return video, strip, result

@@ -1,0 +1,63 @@
+"""Shipped imitation policies: export from a PPO run, load by name or path, corrupt files refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import mimicgym  # noqa: F401
+from mimicgym import pretrained
+from mimicgym.agents import PPO
+from mimicgym.errors import CheckpointError, ConfigError
+from mimicgym.runs import RunConfig, train
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    cfg = RunConfig(env="mimicgym/MimicWalk-v0", agent="ppo", timesteps=128, seed=3,
+                    logdir=str(tmp_path_factory.mktemp("runs")), eval_episodes=0, progress_bar=False,
+                    env_kwargs={"episode_seconds": 1.0},
+                    hyperparameters={"n_envs": 2, "n_steps": 32, "batch_size": 32, "n_epochs": 1,
+                                     "net_arch": {"pi": [32, 16], "vf": [8]}})
+    return train(cfg)
+
+
+def test_exported_policy_acts_as_the_agent(tiny_run, tmp_path):
+    path = pretrained.export(tiny_run.run_dir, tmp_path / "tiny.pt", samples=128)
+    policy, env = pretrained.load(str(path))
+    agent = PPO.load(tiny_run.model_path, env=tiny_run.agent.env, device="cpu")
+    assert env.unwrapped.max_episode_steps == 30  # the run's env keywords came along
+    obs, _ = env.reset(seed=0)
+    batch = np.stack([obs, env.observation_space.sample()])
+    np.testing.assert_array_equal(policy.predict(batch)[0], agent.predict(batch, deterministic=True)[0])
+    np.testing.assert_array_equal(policy.predict(obs)[0], agent.predict(obs, deterministic=True)[0])
+    # The observation statistics travelled: they are not the identity after an update.
+    assert policy.obs_normalizer.count.item() == 128
+    # Only the actor is shipped: no critic, no optimiser.
+    keys = pretrained.read(path)["state_dict"].keys()
+    assert not any(k.startswith(("vf_net", "value_head")) for k in keys)
+    generator = torch.Generator().manual_seed(0)
+    noisy = policy.predict(obs, deterministic=False, generator=generator)[0]
+    assert not np.array_equal(noisy, policy.predict(obs)[0])
+    env.close()
+
+
+def test_bad_names_and_files_are_refused(tiny_run, tmp_path):
+    with pytest.raises(ConfigError, match="no pretrained policy 'nope'"):
+        pretrained.load("nope")
+    path = pretrained.export(tiny_run.run_dir, tmp_path / "tiny.pt")
+    data = bytearray(path.read_bytes())
+    (tmp_path / "cut.pt").write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(CheckpointError, match="cut.pt"):
+        pretrained.load(str(tmp_path / "cut.pt"))
+    with pytest.raises(CheckpointError, match="holds a 'PPO' checkpoint"):
+        pretrained.read(tiny_run.model_path)
+
+
+def test_export_refuses_other_agents(tmp_path):
+    cfg = RunConfig(env="mimicgym/CliffWalking-v0", agent="q_learning", episodes=2, logdir=str(tmp_path),
+                    eval_episodes=0, progress_bar=False)
+    run = train(cfg)
+    with pytest.raises(ConfigError, match="q_learning"):
+        pretrained.export(run.run_dir, tmp_path / "x.pt")
