@@ -1,9 +1,12 @@
-"""The main job on built-in defaults: tabular agents on Sutton & Barto's cliff-walking gridworld.
+"""The main job on built-in defaults: tabular agents on Sutton & Barto's cliff-walking gridworld,
+then the shipped walking humanoid.
 
 Trains value iteration, SARSA, Expected SARSA and Q-learning (epsilon 0.1, alpha 0.5, 500
 episodes, as in Example 6.6), writes one run directory per agent under ``runs/quickstart``
 (TensorBoard events, config, saved agent, evaluation, value heatmap, learning curve) and a
-comparison of the online returns, the picture of Figure 6.4.
+comparison of the online returns, the picture of Figure 6.4. Then renders the shipped walk
+policy (``mimicgym.pretrained``) beside its reference clip: ``walk.mp4`` and a ``walk.png``
+strip (skipped, with the system packages to install, where MuJoCo finds no OpenGL).
 
     python scripts/quickstart.py [--logdir runs/quickstart] [--episodes 500] [--seed 0]
 """
@@ -62,6 +65,27 @@ def main() -> None:
         print(f"{name:<16} {res.eval_mean:>14.1f} {online:>24}  {res.run_dir}")
     print(f"\ncomparison plot: {comparison}")
     print(f"TensorBoard:     tensorboard --logdir {logdir}")
+    render_walk(logdir)
+
+
+def render_walk(logdir: Path) -> None:
+    """The shipped walk policy beside its ghost reference, if this machine can render."""
+    from mimicgym import pretrained
+    from mimicgym.runs import render_pretrained
+
+    if "walk" not in pretrained.available():
+        print("\n(no shipped walk policy in this checkout: nothing to render)")
+        return
+    print("\nrendering the shipped walk policy beside its reference ...")
+    try:
+        video, strip, result = render_pretrained("walk", logdir / "walk")
+    except RuntimeError as e:  # no OpenGL context: say what to install, lose nothing else
+        print(f"skipped the video: {e}\n  Debian/Ubuntu: apt install libegl1 libgl1 libgles2 libegl-mesa0 "
+              f"(MUJOCO_GL=egl), or libosmesa6 with MUJOCO_GL=osmesa")
+        return
+    s = result.summary()
+    print(f"walk: {video} and {strip} ({s['mean_ep_length']:.0f} steps, normalised return "
+          f"{s['normalised_return']:.3f}; mimicgym render --pretrained walk renders it again)")
 
 
 if __name__ == "__main__":
