@@ -30,16 +30,19 @@ class ZeroPolicy:
 def test_evaluate_imitation_matches_a_manual_rollout():
     env = MimicEnv(clip="walk", episode_seconds=2.0)
     result = evaluate_imitation(ZeroPolicy(28), env, episodes=2, seed=5)
+    poses = []
     for ep in range(2):
         env.reset(seed=5 + ep)
         rewards, done = [], False
         while not done:
             _, r, terminated, truncated, info = env.step(np.zeros(28, np.float32))
             rewards.append(info["imitation_reward"])
+            poses.append(info["reward_terms"]["pose"])
             done = terminated or truncated
         assert result.lengths[ep] == len(rewards)
         assert result.imitation_per_step[ep] == pytest.approx(np.mean(rewards), rel=1e-12)
         assert result.normalised_return[ep] == pytest.approx(np.sum(rewards) / 60, rel=1e-12)
+    assert result.summary()["reward_terms"]["pose"] == pytest.approx(np.mean(poses), rel=1e-12)
 
 
 def test_reward_terms_callback_logs_every_term():

@@ -31,6 +31,7 @@ class EvalResult:
     cut: int = 0  # episodes cut at max_steps
     imitation_per_step: np.ndarray | None = None  # (E,) imitation envs only
     normalised_return: np.ndarray | None = None  # (E,) imitation envs only
+    reward_terms: dict[str, float] | None = None  # imitation envs: each term's mean over all steps
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -44,6 +45,8 @@ class EvalResult:
         if self.imitation_per_step is not None and len(self.lengths):
             out["mean_imitation_reward"] = float(self.imitation_per_step.mean())
             out["normalised_return"] = float(self.normalised_return.mean())
+        if self.reward_terms:
+            out["reward_terms"] = self.reward_terms
         return out
 
 
@@ -61,6 +64,7 @@ def evaluate_episodes(policy, env: gym.Env, episodes: int, seed: int, *,
     max_return = (reward_model.max_imitation * base.max_episode_steps
                   if hasattr(reward_model, "max_imitation") else None)
     returns, lengths, per_step, normalised, cut = [], [], [], [], 0
+    term_sums: dict[str, float] = {}
     bar = ProgressBar(episodes, unit="ep", enabled=progress_bar)
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
@@ -74,6 +78,8 @@ def evaluate_episodes(policy, env: gym.Env, episodes: int, seed: int, *,
             obs, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
             imitation += float(info.get("imitation_reward", 0.0))
+            for name, value in info.get("reward_terms", {}).items():
+                term_sums[name] = term_sums.get(name, 0.0) + float(value)
             n += 1
             done = terminated or truncated
             if not done and n >= max_steps:
@@ -88,6 +94,8 @@ def evaluate_episodes(policy, env: gym.Env, episodes: int, seed: int, *,
         bar.update(ep + 1, total)
     bar.close()
     imitation_env = max_return is not None
+    steps = max(sum(lengths), 1)
     return EvalResult(np.array(returns), np.array(lengths), cut,
                       np.array(per_step) if imitation_env else None,
-                      np.array(normalised) if imitation_env else None)
+                      np.array(normalised) if imitation_env else None,
+                      {name: total / steps for name, total in term_sums.items()} if imitation_env else None)

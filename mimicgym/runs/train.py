@@ -177,7 +177,10 @@ class _Session:
         summary = result.summary()
         if not final or cfg.eval_freq:
             for key, value in summary.items():
-                if key not in ("returns", "episodes", "cut_episodes"):
+                if key == "reward_terms":  # eval/pose... beside the training's imitation/pose
+                    for term, mean in value.items():
+                        self.logger.record(f"eval/{term}", mean)
+                elif key not in ("returns", "episodes", "cut_episodes"):
                     self.logger.record(f"eval/{key}", value)
             self.logger.dump(step)
             row = {"samples": step, "hours": self.hours_before + (time.time() - self.start) / 3600,
