@@ -1,8 +1,8 @@
-"""``scripts/plot_mimic_curve.py``: reads train_mimic.py's evaluation log, sums it up, plots it."""
+"""``mimicgym.runs.imitation_curves`` (``scripts/plot_mimic_curve.py``): reads an imitation run's
+evaluation log, sums it up, plots it."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,11 +10,9 @@ import pytest
 
 
 def _load_script():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "plot_mimic_curve.py"
-    spec = importlib.util.spec_from_file_location("plot_mimic_curve", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from mimicgym.runs import imitation_curves
+
+    return imitation_curves
 
 
 def _write_run(run_dir: Path, rows: list[dict], clip: str = "walk") -> Path:
