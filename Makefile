@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q "$(TORCH)" -e ".[test,mocap]"
+	$(PY) -m pip install -q "$(TORCH)" -e ".[test,mocap,distributed]"
 	touch $@
 
 install: $(VENV)/.installed

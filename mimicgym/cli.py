@@ -81,6 +81,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-pickle", action="store_true",
                    help="convert the run's vecnormalize.pkl (SB3's pickle; it can run code) once to arrays")
     p.add_argument("--no-progress", dest="progress_bar", action="store_false", default=None)
+    p.add_argument("--seeds", metavar="RANGE",
+                   help="one run per seed, as a sweep on Ray Tune: 0-9 (inclusive) or 0,3,7 (see `mimicgym sweep`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=480)
     p.add_argument("--height", type=int, default=360)
     add_gen_parser(sub, parse_assignments)
+    p = sub.add_parser("sweep", help="a grid of runs over seeds as Ray Tune trials, with their aggregate")
+    p.add_argument("config", type=Path, help="TOML file: [sweep] (name, seeds, train options), "
+                   "[hyperparameters], [env_kwargs]; a list value is a grid axis")
+    p.add_argument("--logdir", help="parent of the sweep's directory (default: the file's, else runs/)")
+    p.add_argument("--address", help="a Ray cluster: auto, ray://HOST:10001 or HOST:PORT (default: a local Ray)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs Ray reserves per trial (default 1)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs Ray reserves per trial (default 0)")
+    p.add_argument("--no-progress", dest="progress_bar", action="store_false", help="no bar over the trials")
     return parser
 
 
@@ -242,6 +252,8 @@ def cmd_list(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from mimicgym import runs
 
+    if args.seeds is not None:
+        return cmd_train_seeds(args)
     if args.resume:
         given = _flag_values(args)
         given.pop("resume", None)
@@ -262,6 +274,42 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(f"evaluation over {s['episodes']} episodes: mean return {s['mean_reward']:.3f} "
               f"+- {s['std_reward']:.3f}")
     print(f"TensorBoard: tensorboard --logdir {result.run_dir.parent}")
+
+
+def cmd_train_seeds(args: argparse.Namespace) -> None:
+    """``train ... --seeds 0-9``: a sweep of this one configuration over the seeds."""
+    from mimicgym.runs.sweep import run_sweep
+    from mimicgym.runs.sweep_config import seed_sweep
+
+    if args.resume:
+        raise ConfigError(f"--seeds {args.seeds} starts new runs, one per seed; it does not combine with --resume")
+    if args.seed is not None:
+        raise ConfigError(f"give --seed or --seeds, not both (got --seed {args.seed} and --seeds {args.seeds})")
+    sweep = seed_sweep(config_from_args(args), args.seeds)
+    _report_sweep(run_sweep(sweep, progress=args.progress_bar is not False))
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from mimicgym.runs.sweep import run_sweep
+    from mimicgym.runs.sweep_config import load_sweep
+
+    sweep = load_sweep(args.config, args.logdir)
+    _report_sweep(run_sweep(sweep, address=args.address, cpus_per_trial=args.cpus_per_trial,
+                            gpus_per_trial=args.gpus_per_trial, progress=args.progress_bar))
+
+
+def _report_sweep(result) -> None:
+    for key, row in result.summary.items():
+        sem = row["final_return_sem"]
+        mean = "-" if row["final_return_mean"] is None else f"{row['final_return_mean']:.4g}"
+        print(f"  {key}: final return {mean}{'' if sem is None else f' +- {sem:.2g}'} (n={row['n']}"
+              f"{', failed ' + str(len(row['failed'])) if row['failed'] else ''})")
+    print(f"summary: {result.sweep_dir / 'summary.md'} (and summary.json, curves.png)")
+    print(f"TensorBoard: tensorboard --logdir {result.sweep_dir}")
+    if result.failed:
+        paths = ", ".join(str(t.run_dir / "error.txt") for t in result.failed[:3])
+        raise MimicgymError(f"{len(result.failed)} of {result.ran} trials failed (tracebacks: {paths}"
+                            f"{', ...' if len(result.failed) > 3 else ''}); re-run the sweep to retry them")
 
 
 def _convert_trusted_pickle(path: Path) -> None:
@@ -332,7 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             return int(e.code or 0)
     try:
-        commands = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "render": cmd_render, "gen": cmd_gen}
+        commands = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "render": cmd_render, "gen": cmd_gen,
+                    "sweep": cmd_sweep}
         commands[args.command](args)
     except KeyboardInterrupt:
         return 130
