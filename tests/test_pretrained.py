@@ -61,3 +61,15 @@ def test_export_refuses_other_agents(tmp_path):
     run = train(cfg)
     with pytest.raises(ConfigError, match="q_learning"):
         pretrained.export(run.run_dir, tmp_path / "x.pt")
+
+
+def test_the_shipped_walk_policy_imitates_its_clip():
+    """The issue's bar: deterministic normalised return >= 0.85 over 5 episodes of 10 s."""
+    from mimicgym.runs.imitation import evaluate_imitation
+
+    policy, env = pretrained.load("walk")
+    result = evaluate_imitation(policy, env, episodes=5, seed=0)
+    env.close()
+    assert (result.lengths == 300).all(), result.lengths  # no fall: every episode runs its 10 s
+    assert result.normalised_return.mean() >= 0.85, result.summary()
+    assert pretrained.describe("walk")["env_id"] == "mimicgym/MimicWalk-v0"
