@@ -48,13 +48,11 @@ def train_clip(logdir: Path, clip: str, character: str, seed: int, samples: int,
     if (run_dir / "eval.json").is_file():
         print(f"{run_dir}: finished, left alone")
         return
-    try:
+    if run_dir.exists():  # started earlier: go on from its last checkpoint (none is an error naming it)
         find_model(run_dir)
         print(f"{run_dir}: resuming from its last checkpoint")
         resume(run_dir, timesteps=samples)
         return
-    except FileNotFoundError:
-        pass
     env_kwargs = {} if clip in IDS else {"clip": clip}
     if character != "humanoid3d":
         env_kwargs["character"] = character

@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -48,6 +49,7 @@ class SweepResult:
     ran: int  # trials run by this invocation
     skipped: int  # trials finished by an earlier one
     failed: list[Trial]  # trials whose run raised (error.txt in their run directory)
+    nodes: dict[str, str] = dataclasses.field(default_factory=dict)  # "key s<seed>" -> Ray node id that ran it
 
     @property
     def total(self) -> int:
@@ -138,12 +140,19 @@ def _has_checkpoint(run_dir: Path) -> bool:
     return (run_dir / CONFIG_FILE).is_file() and any((run_dir / m).is_file() for m in MODEL_FILES)
 
 
+def _node_id() -> str | None:
+    """The Ray node this process runs on (None outside Ray)."""
+    ray = sys.modules.get("ray")
+    return ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else None
+
+
 def run_trial(values: dict[str, Any]) -> dict[str, Any]:
     """Train the run of ``values`` (a ``RunConfig`` as a dict); never raises an ``Exception``:
     a failure writes its traceback to ``error.txt`` in the run directory and is reported."""
     from mimicgym.runs.train import resume, train
 
     start = time.monotonic()
+    node = _node_id()
     cfg = config_from_values(values)
     run_dir = Path(cfg.logdir) / cfg.run_name
     try:
@@ -159,13 +168,13 @@ def run_trial(values: dict[str, Any]) -> dict[str, Any]:
             import json
 
             value = json.loads((run_dir / EVAL_FILE).read_text())["mean_reward"]
-        return {"ok": True, "final_return": float(value), "seconds": time.monotonic() - start}
+        return {"ok": True, "final_return": float(value), "seconds": time.monotonic() - start, "node": node}
     except Exception as e:  # the sweep goes on; the traceback stays with the run
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(run_dir / ERROR_FILE, "w") as f:
             f.write(traceback.format_exc())
         return {"ok": False, "final_return": float("nan"), "error": f"{type(e).__name__}: {e}"[:500],
-                "error_file": str(run_dir / ERROR_FILE), "seconds": time.monotonic() - start}
+                "error_file": str(run_dir / ERROR_FILE), "seconds": time.monotonic() - start, "node": node}
 
 
 def _trainable(config: dict[str, Any], payloads: list[dict[str, Any]]) -> None:
@@ -201,7 +210,7 @@ def _trial_line(trial: Trial, result: dict[str, Any]) -> str:
     return f"{head}: FAILED ({result.get('error', 'worker died')}); traceback: {result.get('error_file')}"
 
 
-def _callback(tune, todo: list[Trial], bar, failed: list[Trial]):
+def _callback(tune, todo: list[Trial], bar, failed: list[Trial], nodes: dict[str, str]):
     """A Tune callback (driver side) for the per-trial lines, the bar, and trials whose worker
     died without reporting (their Tune error goes to ``error.txt`` too)."""
     from tqdm.auto import tqdm
@@ -212,6 +221,8 @@ def _callback(tune, todo: list[Trial], bar, failed: list[Trial]):
 
         def _finish(self, trial: Trial, result: dict[str, Any]) -> None:
             self.done += 1
+            if result.get("node"):
+                nodes[f"{trial.key} s{trial.seed}"] = result["node"]
             if not result.get("ok"):
                 failed.append(trial)
             tqdm.write(f"[{self.done}/{len(todo)}] {_trial_line(trial, result)}")
@@ -233,7 +244,7 @@ def _callback(tune, todo: list[Trial], bar, failed: list[Trial]):
 
 
 def _run_trials(ray, tune, sweep: SweepConfig, todo: list[Trial], cpus: float, gpus: float,
-                progress: bool) -> list[Trial]:
+                progress: bool, nodes: dict[str, str]) -> list[Trial]:
     from mimicgym.utils.progress import ProgressBar
 
     payloads = [dataclasses.asdict(t.config) for t in todo]
@@ -251,7 +262,7 @@ def _run_trials(ray, tune, sweep: SweepConfig, todo: list[Trial], cpus: float, g
         run_config=tune.RunConfig(name=time.strftime("%Y%m%d-%H%M%S"),
                                   storage_path=str(sweep.sweep_dir / TUNE_DIR), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=0),
-                                  callbacks=[_callback(tune, todo, bar, failed)]),
+                                  callbacks=[_callback(tune, todo, bar, failed, nodes)]),
     )
     # Tune's newer console output prints its own header whatever the verbosity; its older
     # one is silent at verbose=0. The variable is read by fit() in this (the driver) process.
@@ -286,13 +297,15 @@ def run_sweep(sweep: SweepConfig, *, address: str | None = None, cpus_per_trial:
           f"{len(sweep.seeds)} seeds) in {sweep.sweep_dir}; {len(trials) - len(todo)} finished earlier, skipped",
           flush=True)
     failed: list[Trial] = []
+    nodes: dict[str, str] = {}
     if todo:
         started = connect_ray(address)
         try:
             _check_resources(ray, float(cpus_per_trial), float(gpus_per_trial))
-            failed = _run_trials(ray, tune, sweep, todo, float(cpus_per_trial), float(gpus_per_trial), progress)
+            failed = _run_trials(ray, tune, sweep, todo, float(cpus_per_trial), float(gpus_per_trial), progress,
+                                 nodes)
         finally:
             if started:
                 ray.shutdown()
     summary = write_summary(sweep, trials)
-    return SweepResult(sweep.sweep_dir, summary, len(todo), len(trials) - len(todo), failed)
+    return SweepResult(sweep.sweep_dir, summary, len(todo), len(trials) - len(todo), failed, nodes)

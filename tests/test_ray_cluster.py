@@ -1,0 +1,77 @@
+"""A two-node Ray cluster on this one machine (``ray start --head`` and a second ``ray start
+--address=...``, each with one CPU, its own custom resource and temp dir), started and stopped
+here: a sweep reaches it through ``--address`` and its trials run on both nodes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from mimicgym.runs import RunConfig, run_sweep, seed_sweep
+
+ray = pytest.importorskip("ray")
+RAY = str(Path(sys.executable).with_name("ray"))
+START_TIMEOUT_S = 90
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ray(*args: str) -> None:
+    out = subprocess.run([RAY, *args], capture_output=True, text=True, timeout=START_TIMEOUT_S)
+    if out.returncode != 0:
+        raise RuntimeError(f"ray {' '.join(args)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """The head's address and {node id: its custom resource}; both nodes stopped afterwards."""
+    port = _free_port()
+    # Short paths: Ray's unix sockets live under the temp dir and have a 107-byte limit.
+    dirs = [tempfile.mkdtemp(prefix="ray", dir="/tmp") for _ in range(2)]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    try:
+        _ray("start", "--head", f"--port={port}", "--num-cpus=1", f"--temp-dir={dirs[0]}",
+             '--resources={"node_a": 1}', "--include-dashboard=false", "--disable-usage-stats")
+        _ray("start", f"--address=127.0.0.1:{port}", "--num-cpus=1", f"--temp-dir={dirs[1]}",
+             '--resources={"node_b": 1}', "--disable-usage-stats")
+        address = f"127.0.0.1:{port}"
+        ray.init(address=address, log_to_driver=False)
+        try:
+            nodes = {n["NodeID"]: next(k for k in ("node_a", "node_b") if k in n["Resources"])
+                     for n in ray.nodes() if n["Alive"]}
+        finally:
+            ray.shutdown()
+        yield address, nodes
+    finally:
+        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=START_TIMEOUT_S, env=env)
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def test_the_cluster_has_two_nodes(cluster):
+    _, nodes = cluster
+    assert sorted(nodes.values()) == ["node_a", "node_b"]
+
+
+def test_a_sweeps_trials_run_on_both_nodes(cluster, tmp_path):
+    address, nodes = cluster
+    # Trials of a few seconds each, so that the two one-CPU nodes run them side by side.
+    cfg = RunConfig(agent="sarsa", episodes=8000, eval_episodes=1, eval_max_steps=200, logdir=str(tmp_path))
+    result = run_sweep(seed_sweep(cfg, "0-3"), address=address, progress=False)
+    assert result.failed == [] and result.ran == 4
+    assert sorted(result.nodes) == [f"agent=sarsa s{s}" for s in range(4)]
+    assert {nodes[n] for n in result.nodes.values()} == {"node_a", "node_b"}, result.nodes
+    assert result.summary["agent=sarsa"]["n"] == 4
+    assert not ray.is_initialized()  # the sweep disconnected from the cluster it did not start
