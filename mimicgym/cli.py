@@ -81,6 +81,11 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-pickle", action="store_true",
                    help="convert the run's vecnormalize.pkl (SB3's pickle; it can run code) once to arrays")
     p.add_argument("--no-progress", dest="progress_bar", action="store_false", default=None)
+    p.add_argument("--engine", choices=["local", "ray"],
+                   help="ppo, a2c: ray steps the envs in Ray actors (--workers), the update stays here")
+    p.add_argument("--workers", type=int, help="--engine ray: Ray actors that split the run's n_envs (default 1)")
+    p.add_argument("--address", help="--engine ray: a Ray cluster (auto, ray://HOST:10001, HOST:PORT); "
+                   "default: a local Ray on this machine")
     p.add_argument("--seeds", metavar="RANGE",
                    help="one run per seed, as a sweep on Ray Tune: 0-9 (inclusive) or 0,3,7 (see `mimicgym sweep`)")
 

@@ -39,9 +39,15 @@ def cluster():
     port = _free_port()
     # Short paths: Ray's unix sockets live under the temp dir and have a 107-byte limit.
     dirs = [tempfile.mkdtemp(prefix="ray", dir="/tmp") for _ in range(2)]
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    # Ray 2.60 turns token authentication on for a local ray.init() (writing ~/.ray/auth_token)
+    # and for a head that finds that file, but a joining `ray start` only with RAY_AUTH_MODE=token:
+    # so every process of this cluster, this one included, runs in token mode with one token.
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
+    os.environ.update(RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0")
+    ray._raylet.Config.initialize("")  # this process reads the mode again
+    env = dict(os.environ)
     try:
+        _ray("get-auth-token", "--generate")
         _ray("start", "--head", f"--port={port}", "--num-cpus=1", f"--temp-dir={dirs[0]}",
              '--resources={"node_a": 1}', "--include-dashboard=false", "--disable-usage-stats")
         _ray("start", f"--address=127.0.0.1:{port}", "--num-cpus=1", f"--temp-dir={dirs[1]}",
@@ -58,6 +64,12 @@ def cluster():
         subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=START_TIMEOUT_S, env=env)
         for d in dirs:
             shutil.rmtree(d, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        ray._raylet.Config.initialize("")
 
 
 def test_the_cluster_has_two_nodes(cluster):
@@ -75,3 +87,29 @@ def test_a_sweeps_trials_run_on_both_nodes(cluster, tmp_path):
     assert {nodes[n] for n in result.nodes.values()} == {"node_a", "node_b"}, result.nodes
     assert result.summary["agent=sarsa"]["n"] == 4
     assert not ray.is_initialized()  # the sweep disconnected from the cluster it did not start
+
+
+def test_a_ppo_run_collects_from_a_worker_on_each_node(cluster):
+    """Two rollout workers, placed one per node, and the update here: the samples, and so the
+    weights, are those of the local run."""
+    import gymnasium as gym
+    import torch
+
+    from mimicgym.agents import PPO
+    from mimicgym.runs.ray_rollouts import RayVectorEnv
+
+    address, nodes = cluster
+    hp = {"n_envs": 4, "n_steps": 32, "batch_size": 64, "n_epochs": 2}
+    cfg = RunConfig(env="CartPole-v1", agent="ppo", engine="ray", workers=2, address=address)
+    env = RayVectorEnv(cfg, hp["n_envs"], batched=False)
+    try:
+        assert sorted(nodes[n] for n in env.node_ids()) == ["node_a", "node_b"]
+        remote = PPO(env, seed=3, device="cpu", **hp).learn(256)
+    finally:
+        env.close()
+    assert not ray.is_initialized()
+    local = PPO(gym.make_vec("CartPole-v1", num_envs=4, vectorization_mode="sync"), seed=3, device="cpu",
+                **hp).learn(256)
+    a, b = local.policy.state_dict(), remote.policy.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert remote.num_timesteps == 256 and remote.episode_stats.returns == local.episode_stats.returns

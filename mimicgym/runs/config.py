@@ -25,6 +25,7 @@ else:  # pragma: no cover
 
 SB3_PREFIX = "sb3:"
 OBSERVATION_WRAPPERS = ("onehot", "image")
+ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -50,6 +51,9 @@ class RunConfig:
     video_every: int = 0  # imitation envs: every n-th evaluation writes an MP4 (0: never)
     checkpoint_freq: int = 0  # steps between checkpoints of the run (0: only at the end)
     progress_bar: bool = True  # a progress bar with the latest return
+    engine: str = "local"  # on-policy agents: local, or ray (rollout workers in Ray actors)
+    workers: int = 1  # engine ray: Ray actors stepping the envs (they split n_envs)
+    address: str | None = None  # engine ray: a cluster (auto, ray://HOST:10001, HOST:PORT); None: local Ray
 
     def __post_init__(self) -> None:
         for name, value in coerce_fields(RunConfig, dataclasses.asdict(self)).items():
@@ -64,6 +68,15 @@ class RunConfig:
             check_range(name, getattr(self, name), 1, float("inf"))
         for name in ("eval_episodes", "eval_freq", "video_every", "checkpoint_freq"):
             check_range(name, getattr(self, name), 0, float("inf"))
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        check_range("workers", self.workers, 1, float("inf"))
+        if self.engine == "local" and (self.workers != 1 or self.address is not None):
+            given = f"workers={self.workers}" if self.workers != 1 else f"address={self.address!r}"
+            raise ConfigError(f"{given} needs engine 'ray' (--engine ray)")
+        if self.engine == "ray" and self.is_sb3:
+            raise ConfigError(f"engine 'ray' runs the rollouts of our on-policy agents (ppo, a2c), "
+                              f"not {self.agent!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 

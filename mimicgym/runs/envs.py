@@ -47,12 +47,23 @@ def make_env(cfg: RunConfig, **extra_kwargs) -> gym.Env:
 def make_agent_env(agent_cls, cfg: RunConfig, hyperparameters: dict) -> gym.Env | gym.vector.VectorEnv:
     """The env one of our agents trains on: for vectorised ones, ``n_envs`` imitation characters
     in the batched env (physics in ``cfg.threads`` threads; same-step autoreset) where the agent
-    takes that mode, a sync VectorEnv of ``n_envs`` otherwise."""
+    takes that mode, a sync VectorEnv of ``n_envs`` otherwise; with ``engine="ray"`` the same
+    envs split over Ray actors (``mimicgym.runs.ray_rollouts``)."""
     if not agent_cls.vectorized:
         return make_env(cfg)
     n_envs = hyperparameters.get("n_envs", agent_cls.Config().n_envs)
-    if is_imitation_env(cfg.env) and gym.vector.AutoresetMode.SAME_STEP in getattr(agent_cls, "autoreset_modes", ()) \
-            and cfg.wrapper is None:
+    batched = (is_imitation_env(cfg.env) and cfg.wrapper is None
+               and gym.vector.AutoresetMode.SAME_STEP in getattr(agent_cls, "autoreset_modes", ()))
+    if cfg.engine == "ray":
+        from mimicgym.runs.ray_rollouts import RayVectorEnv
+
+        return RayVectorEnv(cfg, n_envs, batched)
+    return make_vec_env(cfg, n_envs, batched)
+
+
+def make_vec_env(cfg: RunConfig, n_envs: int, batched: bool) -> gym.vector.VectorEnv:
+    """``n_envs`` envs of the run in one process: the batched imitation env, or a sync VectorEnv."""
+    if batched:
         try:
             return gym.make_vec(cfg.env, num_envs=n_envs, vectorization_mode="vector_entry_point",
                                 threads=min(cfg.threads, n_envs), **cfg.env_kwargs)

@@ -25,6 +25,12 @@ def agent_hyperparameters(agent_cls, cfg: RunConfig) -> dict[str, Any]:
             raise ConfigError(f"--normalize: agent {cfg.agent!r} has no observation normalisation "
                               f"(a2c and reinforce have; sb3 agents use VecNormalize)")
         values["normalize_observations"] = True
+    if cfg.engine == "ray":
+        from mimicgym.agents.on_policy import OnPolicyAgent
+
+        if not issubclass(agent_cls, OnPolicyAgent):
+            raise ConfigError(f"engine 'ray' runs the rollouts of our on-policy agents (ppo, a2c), "
+                              f"not {cfg.agent!r}")
     try:
         agent_cls.Config(**values)  # the agent's own checks, before any env exists
     except (ValueError, TypeError) as e:

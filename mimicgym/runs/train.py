@@ -43,7 +43,7 @@ from mimicgym.utils.io import remove_stale_temp_files
 EVALS_FILE = "evals.jsonl"
 # What may change when a run is continued; everything else is the run's own.
 RESUME_OPTIONS = ("timesteps", "episodes", "eval_episodes", "eval_max_steps", "eval_freq",
-                  "video_every", "checkpoint_freq", "progress_bar", "threads", "device")
+                  "video_every", "checkpoint_freq", "progress_bar", "threads", "device", "address")
 
 
 @dataclass
