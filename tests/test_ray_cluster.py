@@ -4,12 +4,15 @@ here: a sweep reaches it through ``--address`` and its trials run on both nodes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +36,30 @@ def _ray(*args: str) -> None:
         raise RuntimeError(f"ray {' '.join(args)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
 
 
+def _stop_nodes(dirs: list[str]) -> None:
+    """Stop this cluster's processes only (`ray stop` would stop every Ray on the machine, the
+    other tests' too): each names its node's temp dir on its command line; the workers end with
+    their raylet."""
+    def ours() -> list[int]:
+        pids = []
+        for entry in Path("/proc").iterdir():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except (OSError, ValueError):
+                continue
+            if entry.name.isdigit() and any(d in cmdline for d in dirs):
+                pids.append(int(entry.name))
+        return pids
+
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        for pid in ours():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while ours() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """The head's address and {node id: its custom resource}; both nodes stopped afterwards."""
@@ -45,7 +72,6 @@ def cluster():
     saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
     os.environ.update(RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0")
     ray._raylet.Config.initialize("")  # this process reads the mode again
-    env = dict(os.environ)
     try:
         _ray("get-auth-token", "--generate")
         _ray("start", "--head", f"--port={port}", "--num-cpus=1", f"--temp-dir={dirs[0]}",
@@ -61,7 +87,7 @@ def cluster():
             ray.shutdown()
         yield address, nodes
     finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=START_TIMEOUT_S, env=env)
+        _stop_nodes(dirs)
         for d in dirs:
             shutil.rmtree(d, ignore_errors=True)
         for key, value in saved.items():

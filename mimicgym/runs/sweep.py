@@ -98,8 +98,8 @@ def connect_ray(address: str | None = None, timeout: float = CONNECT_TIMEOUT_S) 
     if ray.is_initialized():
         return False
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
-    if address is None:
-        ray.init(include_dashboard=False, **quiet)
+    if address is None:  # "local": a new Ray of this process, never a cluster that `ray start` left here
+        ray.init(address="local", include_dashboard=False, **quiet)
         return True
     outcome: dict[str, BaseException | None] = {}
 
