@@ -5,7 +5,6 @@ ends with the same weights and logs, bit for bit; bad options are refused before
 from __future__ import annotations
 
 import json
-import logging
 
 import numpy as np
 import pytest
@@ -17,14 +16,6 @@ from mimicgym.runs import RunConfig, resume, train
 from mimicgym.runs.ray_rollouts import merge_infos
 
 PPO_SMALL = {"n_envs": 4, "n_steps": 32, "batch_size": 64, "n_epochs": 2}
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-    yield ray
-    ray.shutdown()
 
 
 def _run(tmp_path, name: str, **options):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import re
 import sys
@@ -166,14 +165,6 @@ def test_an_interrupted_trial_continues_from_its_checkpoint_or_starts_again(tmp_
 
 
 # -- sweeps on Ray
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-    yield ray
-    ray.shutdown()
 
 
 def test_a_sweep_runs_every_trial_summarises_them_and_a_rerun_skips_them(ray_session, tmp_path, capsys):
