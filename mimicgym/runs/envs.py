@@ -44,21 +44,23 @@ def make_env(cfg: RunConfig, **extra_kwargs) -> gym.Env:
     return wrap_observation(env, cfg.wrapper)
 
 
-def make_agent_env(agent_cls, cfg: RunConfig, hyperparameters: dict) -> gym.Env | gym.vector.VectorEnv:
-    """The env one of our agents trains on: for vectorised ones, ``n_envs`` imitation characters
-    in the batched env (physics in ``cfg.threads`` threads; same-step autoreset) where the agent
-    takes that mode, a sync VectorEnv of ``n_envs`` otherwise; with ``engine="ray"`` the same
-    envs split over Ray actors (``mimicgym.runs.ray_rollouts``)."""
-    if not agent_cls.vectorized:
-        return make_env(cfg)
+def agent_env_layout(agent_cls, cfg: RunConfig, hyperparameters: dict) -> tuple[int, bool]:
+    """How many envs a vectorised agent of ours steps (``n_envs``) and whether they are the
+    batched imitation env (where the agent takes its same-step autoreset) or a sync VectorEnv."""
     n_envs = hyperparameters.get("n_envs", agent_cls.Config().n_envs)
     batched = (is_imitation_env(cfg.env) and cfg.wrapper is None
                and gym.vector.AutoresetMode.SAME_STEP in getattr(agent_cls, "autoreset_modes", ()))
-    if cfg.engine == "ray":
-        from mimicgym.runs.ray_rollouts import RayVectorEnv
+    return n_envs, batched
 
-        return RayVectorEnv(cfg, n_envs, batched)
-    return make_vec_env(cfg, n_envs, batched)
+
+def make_agent_env(agent_cls, cfg: RunConfig, hyperparameters: dict) -> gym.Env | gym.vector.VectorEnv:
+    """The env one of our agents trains on in this process: for vectorised ones, ``n_envs``
+    imitation characters in the batched env (physics in ``cfg.threads`` threads; same-step
+    autoreset) where the agent takes that mode, a sync VectorEnv of ``n_envs`` otherwise
+    (``engine="ray"`` splits the same envs over Ray actors: ``mimicgym.runs.ray_rollouts``)."""
+    if not agent_cls.vectorized:
+        return make_env(cfg)
+    return make_vec_env(cfg, *agent_env_layout(agent_cls, cfg, hyperparameters))
 
 
 def make_vec_env(cfg: RunConfig, n_envs: int, batched: bool) -> gym.vector.VectorEnv:

@@ -11,7 +11,7 @@ from typing import Any
 
 from mimicgym.errors import ConfigError
 from mimicgym.runs.config import RunConfig
-from mimicgym.runs.envs import is_imitation_env, make_agent_env, make_sb3_vec_env
+from mimicgym.runs.envs import agent_env_layout, is_imitation_env, make_agent_env, make_sb3_vec_env
 from mimicgym.runs.normalization import STATS_FILE, load_vec_normalize, save_vec_normalize
 from mimicgym.runs.options import coerce_fields
 
@@ -66,7 +66,12 @@ class AgentLearner:
             raise ConfigError(f"agent {cfg.agent!r} counts timesteps, not episodes: give timesteps")
         if units and cfg.timesteps is None and cfg.episodes is None:
             raise ConfigError(f"agent {cfg.agent!r} learns from samples: give timesteps or episodes")
-        self.env = make_agent_env(agent_cls, cfg, hyperparameters)
+        if cfg.engine == "ray":
+            from mimicgym.runs.ray_rollouts import RayVectorEnv
+
+            self.env = RayVectorEnv(cfg, *agent_env_layout(agent_cls, cfg, hyperparameters))
+        else:
+            self.env = make_agent_env(agent_cls, cfg, hyperparameters)
         self.resumed = checkpoint is not None
         if checkpoint is not None:
             self.agent = agent_cls.load(checkpoint, env=self.env)

@@ -16,7 +16,8 @@ from mimicgym.runs.learners import make_learner
 def load_run_learner(run_dir: Path, cfg: RunConfig | None = None):
     """The run's saved model with its observation normalisation, on one in-process env."""
     cfg = cfg or run_config(run_dir)
-    light = dataclasses.replace(cfg, n_envs=1, subproc=False, progress_bar=False)
+    light = dataclasses.replace(cfg, n_envs=1, subproc=False, progress_bar=False, engine="local", workers=1,
+                                address=None)
     return make_learner(light, checkpoint=find_model(run_dir))
 
 

@@ -84,7 +84,7 @@ class RayVectorEnv(VectorEnv):
     """``num_envs`` envs of a run in ``workers`` Ray actors (see the module docstring)."""
 
     def __init__(self, cfg: RunConfig, num_envs: int, batched: bool):
-        from mimicgym.runs.sweep import connect_ray, import_ray
+        from mimicgym.runs.ray_session import connect_ray, import_ray
 
         workers = cfg.workers
         if num_envs % workers:
