@@ -145,8 +145,9 @@ class OnPolicyAgent(PolicyAgent):
                 self._reset_envs()
             elif self._loaded_envs is not False:
                 if not self._env_replay.restore(self.env, self._loaded_envs, self._last_done, self._last_obs):
-                    not_restored("vector env")
-                    self._reset_envs()
+                    if self._env_replay.exact:  # a replayable env that did not come back: say so
+                        not_restored("vector env")
+                    self._reset_envs()  # batched or remote envs cannot be replayed: new episodes, as documented
                 self._loaded_envs = False
             while self.num_timesteps < self._total_timesteps and not self._interrupt:
                 if not self._collect_rollout(callback):
