@@ -14,14 +14,25 @@ the batched env on one thread: physics, observations, rewards and the policy's a
 PPO update on one torch thread), spread over the cores: ``3600 * cores / (t_env + t_update)``.
 Nothing that collects and updates in turn, on these cores, can go faster.
 
-    python benchmarks/imitation_training.py [--quick] [--samples 100000] [--out PATH]
+Beside them, so that a user can judge when a cluster pays off: our PPO with its rollouts in Ray
+actors (``--engine ray --workers 1`` and ``2``: each worker steps its share of the 16 characters
+on one thread, inference and update stay in the driver), and RLlib's PPO (``rllib:PPO`` with the
+same settings, 4 envs on 1 and 2 remote env runners). RLlib pins Gymnasium 1.2.2, so its rows
+run in ``--rllib-python`` (default ``.venv-rllib/bin/python``, as ``make test`` builds it) in a
+subprocess of this script; where that interpreter is absent they are skipped, with a word.
+Ray's start-up (and the actors' imports) is reported apart, not in the rates.
+
+    python benchmarks/imitation_training.py [--quick] [--samples 100000] [--no-ray] [--out PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,6 +49,7 @@ from mimicgym.utils.io import write_results  # noqa: E402
 
 ENV = "mimicgym/MimicWalk-v0"
 RESULTS = Path(__file__).parent / "results" / "imitation_training.json"
+RLLIB_PYTHON = Path(__file__).resolve().parent.parent / ".venv-rllib" / "bin" / "python"
 
 
 class TimedPPO(PPO):
@@ -73,6 +85,58 @@ def ours(samples: int, threads: int, seed: int = 0) -> dict:
             "env_us_per_sample": 1e6 * agent.t_rollout / n, "update_us_per_sample": 1e6 * agent.t_update / n}
 
 
+def ours_ray(samples: int, workers: int, threads: int, seed: int = 0) -> dict:
+    """Our PPO on ``workers`` Ray actors (``--engine ray``), Ray's start-up timed apart."""
+    from mimicgym.runs.config import RunConfig
+    from mimicgym.runs.ray_rollouts import RayVectorEnv
+
+    hp = dict(DEEPMIMIC_PPO_OURS)
+    start = time.perf_counter()
+    env = RayVectorEnv(RunConfig(env=ENV, agent="ppo", engine="ray", workers=workers), hp["n_envs"], batched=True)
+    startup = time.perf_counter() - start
+    agent = TimedPPO(env, seed=seed, device="cpu", **hp)
+    torch.set_num_threads(threads)
+    single = gym.make(ENV)
+    callback = RewardTermsCallback(max_imitation_return(single))
+    single.close()
+    start = time.perf_counter()
+    agent.learn(samples, callback=callback)
+    wall = time.perf_counter() - start
+    env.close()
+    n = agent.num_timesteps
+    return {"samples": n, "seconds": wall, "samples_per_hour": 3600 * n / wall, "startup_seconds": startup,
+            "env_us_per_sample": 1e6 * agent.t_rollout / n, "update_us_per_sample": 1e6 * agent.t_update / n}
+
+
+def rllib_ppo(samples: int, runners: int, threads: int, seed: int = 0) -> dict:
+    """RLlib's PPO through our run layer (``--agent rllib:PPO --engine ray --workers R``), in the
+    RLlib venv; the rate over the training iterations only (``time/time_elapsed``)."""
+    from mimicgym import runs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = runs.RunConfig(env=ENV, agent="rllib:PPO", timesteps=samples, seed=seed, logdir=tmp, n_envs=4,
+                             engine="ray", workers=runners, eval_episodes=0, progress_bar=False, threads=threads)
+        start = time.perf_counter()
+        result = runs.train(cfg)
+        total = time.perf_counter() - start
+        history = json.loads((result.run_dir / "progress.json").read_text())
+    n, wall = history["time/total_timesteps"][-1][1], history["time/time_elapsed"][-1][1]
+    return {"samples": n, "seconds": wall, "samples_per_hour": 3600 * n / wall, "startup_seconds": total - wall,
+            "ep_rew_mean": history.get("rollout/ep_rew_mean", [[0, None]])[-1][1]}
+
+
+def rllib_in_its_venv(python: Path, samples: int, runners: int, threads: int) -> dict | None:
+    """``rllib_ppo`` run by the RLlib venv's interpreter (a subprocess of this script), or None."""
+    if not python.exists():
+        print(f"  skipped: no {python} (make install-rllib builds it)", flush=True)
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rllib.json"
+        subprocess.run([str(python), __file__, "--rllib-runners", str(runners), "--samples", str(samples),
+                        "--cores", str(threads), "--out", str(out)], check=True)
+        return json.loads(out.read_text())
+
+
 def sb3(samples: int, n_envs: int = 4, seed: int = 0) -> dict:
     from stable_baselines3 import PPO as SB3PPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -98,8 +162,14 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="40,960 samples per learner")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray and RLlib rows")
+    parser.add_argument("--rllib-python", type=Path, default=RLLIB_PYTHON, help="the RLlib venv's python")
+    parser.add_argument("--rllib-runners", type=int, help=argparse.SUPPRESS)  # the subprocess's own mode
     args = parser.parse_args()
     samples = 40_960 if args.quick else args.samples
+    if args.rllib_runners is not None:
+        args.out.write_text(json.dumps(rllib_ppo(samples, args.rllib_runners, args.cores)))
+        return
 
     print(f"pipeline costs on one core ({samples // 2} samples) ...", flush=True)
     one = ours(samples // 2, threads=1)
@@ -108,12 +178,27 @@ def main() -> None:
     mine = ours(samples, threads=args.cores)
     print(f"stable-baselines3, 4 subprocess envs ({samples} samples) ...", flush=True)
     theirs = sb3(samples)
+    distributed: dict[str, dict | None] = {}
+    if not args.no_ray:
+        for workers in (1, 2):
+            print(f"ours, Ray rollout workers: {workers} ({samples} samples) ...", flush=True)
+            distributed[f"ray_workers_{workers}"] = ours_ray(samples, workers, threads=args.cores)
+        for runners in (1, 2):
+            print(f"RLlib PPO, {runners} env runners ({samples} samples) ...", flush=True)
+            distributed[f"rllib_env_runners_{runners}"] = rllib_in_its_venv(args.rllib_python, samples, runners,
+                                                                            args.cores)
 
     rows = [("pipeline limit", limit, f"env {one['env_us_per_sample']:.0f} + update "
              f"{one['update_us_per_sample']:.0f} us/sample on one core, x{args.cores} cores"),
             (f"ours, batched env, {args.cores} threads", mine["samples_per_hour"],
              f"env {mine['env_us_per_sample']:.0f} + update {mine['update_us_per_sample']:.0f} us/sample"),
             ("stable-baselines3, 4 SubprocVecEnv", theirs["samples_per_hour"], "")]
+    for key, row in distributed.items():
+        if row is not None:
+            kind, n = key.rsplit("_", 1)
+            name = (f"ours, {n} Ray rollout worker(s)" if kind == "ray_workers"
+                    else f"RLlib PPO, {n} env runner(s), 4 envs")
+            rows.append((name, row["samples_per_hour"], f"Ray start-up {row['startup_seconds']:.1f} s, apart"))
     table = "\n".join(["| learner | samples/hour | breakdown |", "|---|---:|---|",
                        *(f"| {name} | {rate / 1e6:.2f}M | {note} |" for name, rate, note in rows)])
     table += (f"\n\nours / SB3: {mine['samples_per_hour'] / theirs['samples_per_hour']:.2f}x; "
@@ -123,6 +208,8 @@ def main() -> None:
         "ours_samples_per_hour": mine["samples_per_hour"], "sb3_samples_per_hour": theirs["samples_per_hour"],
         "limit_samples_per_hour": limit, "ours_over_sb3": mine["samples_per_hour"] / theirs["samples_per_hour"],
         "ours_over_limit": mine["samples_per_hour"] / limit, "one_core": one, "ours": mine, "sb3": theirs,
+        **{f"{key}_samples_per_hour": row["samples_per_hour"] for key, row in distributed.items() if row},
+        "distributed": distributed,
         "cores": args.cores, "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
         "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
         "numpy": np.__version__,

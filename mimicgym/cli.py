@@ -7,6 +7,7 @@ Examples:
   mimicgym train --env mimicgym/CliffWalking-v0 --agent q_learning --timesteps 20000 --seed 0
   mimicgym train --config run.toml --set learning_rate=0.1
   mimicgym train --env CartPole-v1 --agent sb3:PPO --timesteps 50000 --n-envs 4 --normalize
+  mimicgym train --env CartPole-v1 --agent rllib:PPO --timesteps 50000   (the rllib extra)
   mimicgym train --resume runs/q_learning_CliffWalking-v0_s0
   mimicgym eval runs/q_learning_CliffWalking-v0_s0 --episodes 20
   mimicgym render runs/sb3_PPO_MimicWalk-v0_s0
@@ -55,7 +56,7 @@ def parse_assignments(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="TOML file with train options")
     p.add_argument("--env", help="environment id (default mimicgym/CliffWalking-v0)")
-    p.add_argument("--agent", help="agent name (see `mimicgym list`) or sb3:ALGO")
+    p.add_argument("--agent", help="agent name (see `mimicgym list`), sb3:ALGO or rllib:ALGO")
     p.add_argument("--timesteps", type=int, help="total env steps of the run")
     p.add_argument("--episodes", type=int, help="total episodes (tabular sample-based agents)")
     p.add_argument("--seed", type=int)
@@ -171,6 +172,13 @@ def describe_agent(name: str) -> None:
         print(f"{name}: stable_baselines3.{algo.__name__} hyperparameters (--set NAME=VALUE):")
         _print_table(describe_sb3(algo))
         return
+    if name.startswith("rllib:"):
+        from mimicgym.runs.rllib import describe_rllib
+        from mimicgym.runs.rllib_policy import algorithm_name
+
+        print(f"{name}: ray.rllib.{algorithm_name(name)} training options (--set NAME=VALUE):")
+        _print_table(describe_rllib(name))
+        return
     from mimicgym.agents import get_agent_class
 
     try:
@@ -241,6 +249,7 @@ def cmd_list(args: argparse.Namespace) -> None:
     for name, cls in AGENTS.items():
         print(f"  {name:<18} mimicgym.agents.{cls}")
     print("  sb3:ALGO           stable-baselines3 algorithms (sb3:PPO, sb3:DQN, sb3:A2C, sb3:SAC...)")
+    print("  rllib:ALGO         RLlib algorithms, with the rllib extra (rllib:PPO, rllib:DQN, rllib:APPO...)")
     print("generative models (mimicgym gen train MODEL --data digits|markov|motion|eight_gaussians|...):")
     for name, cls in MODELS.items():
         print(f"  {name:<18} {cls.__module__}.{name}")

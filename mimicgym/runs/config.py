@@ -1,10 +1,10 @@
 """``RunConfig``: everything one training run is started from, checked before anything runs.
 
 A run is an env (any Gymnasium id, with ``gym.make`` keywords and an optional observation
-wrapper) and an agent (ours by name, ``q_learning``, ``dqn``..., or stable-baselines3's as
-``sb3:PPO``) with hyperparameters, a budget, a seed and the run layer's own settings
-(evaluation, checkpoints, threads). ``config.json`` in the run directory records it whole,
-so ``mimicgym train --resume RUN`` needs no option repeated.
+wrapper) and an agent (ours by name, ``q_learning``, ``dqn``..., stable-baselines3's as
+``sb3:PPO``, RLlib's as ``rllib:PPO``) with hyperparameters, a budget, a seed and the run
+layer's own settings (evaluation, checkpoints, threads). ``config.json`` in the run directory
+records it whole, so ``mimicgym train --resume RUN`` needs no option repeated.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SB3_PREFIX = "sb3:"
+RLLIB_PREFIX = "rllib:"  # RLlib's algorithms by registered name (mimicgym.runs.rllib)
 OBSERVATION_WRAPPERS = ("onehot", "image")
 ENGINES = ("local", "ray")
 
@@ -31,7 +32,7 @@ ENGINES = ("local", "ray")
 @dataclass
 class RunConfig:
     env: str = "mimicgym/CliffWalking-v0"  # Gymnasium id
-    agent: str = "q_learning"  # ours (see `mimicgym list`) or sb3:ALGO
+    agent: str = "q_learning"  # ours (see `mimicgym list`), sb3:ALGO or rllib:ALGO
     timesteps: int | None = None  # total env steps of the run (sample-based agents)
     episodes: int | None = None  # tabular sample-based agents may count episodes instead
     seed: int = 0  # seeds the agent and, through it, the envs
@@ -51,8 +52,8 @@ class RunConfig:
     video_every: int = 0  # imitation envs: every n-th evaluation writes an MP4 (0: never)
     checkpoint_freq: int = 0  # steps between checkpoints of the run (0: only at the end)
     progress_bar: bool = True  # a progress bar with the latest return
-    engine: str = "local"  # on-policy agents: local, or ray (rollout workers in Ray actors)
-    workers: int = 1  # engine ray: Ray actors stepping the envs (they split n_envs)
+    engine: str = "local"  # ppo, a2c, rllib:*: local, or ray (rollout workers in Ray actors)
+    workers: int = 1  # engine ray: Ray actors stepping the envs (they split n_envs); rllib: its env runners
     address: str | None = None  # engine ray: a cluster (auto, ray://HOST:10001, HOST:PORT); None: local Ray
 
     def __post_init__(self) -> None:
@@ -75,14 +76,18 @@ class RunConfig:
             given = f"workers={self.workers}" if self.workers != 1 else f"address={self.address!r}"
             raise ConfigError(f"{given} needs engine 'ray' (--engine ray)")
         if self.engine == "ray" and self.is_sb3:
-            raise ConfigError(f"engine 'ray' runs the rollouts of our on-policy agents (ppo, a2c), "
-                              f"not {self.agent!r}")
+            raise ConfigError(f"engine 'ray' runs the rollouts of our on-policy agents (ppo, a2c) and "
+                              f"RLlib's, not {self.agent!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
     @property
     def is_sb3(self) -> bool:
         return self.agent.startswith(SB3_PREFIX)
+
+    @property
+    def is_rllib(self) -> bool:
+        return self.agent.startswith(RLLIB_PREFIX)
 
     def default_run_name(self) -> str:
         return f"{self.agent.replace(':', '_')}_{self.env.split('/')[-1]}_s{self.seed}"

@@ -1,6 +1,7 @@
-"""The two kinds of learner a run trains, behind one small interface: our agents and
-stable-baselines3's algorithms. Each is built (or loaded from a run) from a ``RunConfig``
-with every option checked before an env is made, and saves itself atomically."""
+"""The kinds of learner a run trains, behind one small interface: our agents and
+stable-baselines3's algorithms (and RLlib's, in ``mimicgym.runs.rllib``). Each is built (or
+loaded from a run) from a ``RunConfig`` with every option checked before an env is made, and
+saves itself atomically."""
 
 from __future__ import annotations
 
@@ -73,15 +74,18 @@ class AgentLearner:
         else:
             self.env = make_agent_env(agent_cls, cfg, hyperparameters)
         self.resumed = checkpoint is not None
-        if checkpoint is not None:
-            self.agent = agent_cls.load(checkpoint, env=self.env)
-        else:
-            extra = {"device": cfg.device} if agent_cls.uses_device else {}
-            try:
-                self.agent = agent_cls(self.env, seed=cfg.seed, **extra, **hyperparameters)
-            except TypeError as e:  # the agent's word on spaces it cannot handle
-                self.env.close()
-                raise ConfigError(f"agent {cfg.agent!r} on {cfg.env!r}: {e}") from None
+        try:
+            if checkpoint is not None:
+                self.agent = agent_cls.load(checkpoint, env=self.env)
+            else:
+                extra = {"device": cfg.device} if agent_cls.uses_device else {}
+                try:
+                    self.agent = agent_cls(self.env, seed=cfg.seed, **extra, **hyperparameters)
+                except TypeError as e:  # the agent's word on spaces it cannot handle
+                    raise ConfigError(f"agent {cfg.agent!r} on {cfg.env!r}: {e}") from None
+        except BaseException:
+            self.env.close()  # engine ray: its actors, and the Ray it started, go too
+            raise
         set_torch_threads(cfg.threads)
         self.units = units
         self.agent_class = agent_cls.__name__
@@ -210,4 +214,8 @@ class Sb3Learner:
 
 
 def make_learner(cfg: RunConfig, checkpoint: Path | None = None):
+    if cfg.is_rllib:  # RLlib (the rllib extra) is imported only for rllib: agents
+        from mimicgym.runs.rllib import RllibLearner
+
+        return RllibLearner(cfg, checkpoint)
     return (Sb3Learner if cfg.is_sb3 else AgentLearner)(cfg, checkpoint)

@@ -16,6 +16,10 @@ from mimicgym.runs.learners import make_learner
 def load_run_learner(run_dir: Path, cfg: RunConfig | None = None):
     """The run's saved model with its observation normalisation, on one in-process env."""
     cfg = cfg or run_config(run_dir)
+    if cfg.is_rllib:  # its policy rebuilt from model.pt, no RLlib algorithm (nor Ray) started
+        from mimicgym.runs.rllib_policy import load_rllib_run
+
+        return load_rllib_run(run_dir, cfg, find_model(run_dir))
     light = dataclasses.replace(cfg, n_envs=1, subproc=False, progress_bar=False, engine="local", workers=1,
                                 address=None)
     return make_learner(light, checkpoint=find_model(run_dir))

@@ -17,13 +17,22 @@ This is central inference (as SEED RL has it): one round trip per vector step an
 policy in the workers, so nothing about the algorithm changes; the price is the latency of a
 round trip per step, small beside the physics of a batch of imitation characters.
 
-Resume: the workers' envs cannot be replayed from the driver, so a resumed ``--engine ray`` run
-starts new episodes (as a local run on the batched env does); weights, optimiser, RNGs and
-counters come back exactly.
+Infos: each worker's vector-env infos are merged into one in worker order (``final_info`` and
+``final_obs`` included), so callbacks (the imitation reward terms, evaluation, checkpoints) get
+the keys a local run gives them. Each worker takes one CPU of the cluster: more workers than
+the cluster has CPUs are refused (their actors would wait for ever), and an env a worker cannot
+build is its ``ConfigError``, not a Ray traceback.
+
+Resume: weights, optimiser, RNGs, counters and logs come back exactly, at any checkpoint; the
+workers' envs cannot be replayed from the driver, so a resumed ``--engine ray`` run starts new
+episodes (as a local run on the batched env does), and a rollout that a stop left unfinished is
+collected again from them (its steps stay counted). A resumed run is thus exact up to the
+checkpoint and a valid, reproducible continuation after it, not the run that never stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any, Sequence
 
@@ -31,7 +40,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv
 
-from mimicgym.errors import ConfigError
+from mimicgym.errors import ConfigError, MimicgymError
 from mimicgym.runs.config import RunConfig
 
 
@@ -42,9 +51,17 @@ class EnvWorker:
         import mimicgym  # noqa: F401  (registers the ids in this process)
         from mimicgym.runs.envs import make_vec_env
 
-        self.env = make_vec_env(RunConfig(**values), num_envs, batched)
+        # A user error (an env keyword the env does not take) is kept for describe() to raise:
+        # an exception in an actor's __init__ reaches the driver only as a Ray traceback.
+        self.env, self.error = None, None
+        try:
+            self.env = make_vec_env(RunConfig(**values), num_envs, batched)
+        except MimicgymError as e:
+            self.error = e
 
     def describe(self) -> tuple[gym.Space, gym.Space, dict[str, Any]]:
+        if self.error is not None:
+            raise self.error
         return self.env.single_observation_space, self.env.single_action_space, dict(self.env.metadata)
 
     def node_id(self) -> str:
@@ -59,7 +76,8 @@ class EnvWorker:
         return self.env.step(actions)
 
     def close(self) -> None:
-        self.env.close()
+        if self.env is not None:
+            self.env.close()
 
 
 def merge_infos(infos: Sequence[dict[str, Any]], sizes: Sequence[int]) -> dict[str, Any]:
@@ -91,21 +109,41 @@ class RayVectorEnv(VectorEnv):
             raise ConfigError(f"--workers {workers} must divide the run's n_envs, {num_envs}: each worker "
                               f"holds the same number of envs")
         ray, _ = import_ray()
-        self._ray = ray
+        self._ray, self._actors = ray, []
         self._started = connect_ray(cfg.address)
         self.num_envs, self.workers = num_envs, workers
         self._size = num_envs // workers
-        local = dataclasses.asdict(dataclasses.replace(cfg, engine="local", workers=1, address=None, threads=1))
-        actor = ray.remote(num_cpus=1)(EnvWorker).options(scheduling_strategy="SPREAD")
-        self._actors = [actor.remote(local, self._size, batched) for _ in range(workers)]
-        obs_space, act_space, metadata = ray.get(self._actors[0].describe.remote())
+        try:
+            described, self.nodes = self._start_workers(cfg, batched)
+        except BaseException:
+            self.close_extras()  # no actors, and no Ray this call started, left behind
+            raise
+        obs_space, act_space, metadata = described[0]
         self.single_observation_space, self.single_action_space = obs_space, act_space
         self.observation_space = gym.vector.utils.batch_space(obs_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(act_space, num_envs)
         self.metadata = metadata
 
+    def _start_workers(self, cfg: RunConfig, batched: bool) -> tuple[list, list[str]]:
+        """The actors, each on one CPU; what each describes (spaces, metadata) and its node."""
+        ray, workers = self._ray, self.workers
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus < workers:  # the actors beyond the CPUs would wait for ever
+            raise ConfigError(f"--workers {workers}: each rollout worker takes one CPU and the Ray cluster has "
+                              f"{cpus:g}")
+        local = dataclasses.asdict(dataclasses.replace(cfg, engine="local", workers=1, address=None, threads=1))
+        actor = ray.remote(num_cpus=1)(EnvWorker).options(scheduling_strategy="SPREAD")
+        self._actors = [actor.remote(local, self._size, batched) for _ in range(workers)]
+        try:
+            described = ray.get([a.describe.remote() for a in self._actors])
+        except ray.exceptions.RayTaskError as e:
+            if isinstance(e.cause, MimicgymError):  # the worker's own words, not Ray's traceback
+                raise e.cause from None
+            raise
+        return described, self.node_ids()
+
     def node_ids(self) -> list[str]:
-        """The Ray node of each worker, in worker order."""
+        """The Ray node of each worker, in worker order (``nodes`` keeps those of the start)."""
         return self._ray.get([a.node_id.remote() for a in self._actors])
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
@@ -132,13 +170,13 @@ class RayVectorEnv(VectorEnv):
                 merge_infos(infos, [n] * self.workers))
 
     def close_extras(self, **kwargs: Any) -> None:
-        if not self._actors:
-            return
+        actors, self._actors = self._actors, []
         try:
-            self._ray.get([a.close.remote() for a in self._actors])
+            with contextlib.suppress(self._ray.exceptions.RayError):  # an actor that died: nothing to close
+                self._ray.get([a.close.remote() for a in actors])
         finally:
-            for a in self._actors:
+            for a in actors:
                 self._ray.kill(a)
-            self._actors = []
             if self._started:
+                self._started = False
                 self._ray.shutdown()

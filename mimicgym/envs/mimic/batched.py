@@ -191,13 +191,16 @@ class BatchedMimicEnv(VectorEnv):
         return tuple(self._renderer.render(data.qpos, ref.state(k)[0]) for data, k in zip(self.datas, self._k.tolist()))
 
     def close_extras(self, **kwargs: Any) -> None:
-        if self._pool is not None:
+        # getattr: Gymnasium 1.2's VectorEnv.__del__ also closes an env whose __init__ raised
+        # (bad arguments), before these attributes exist.
+        if getattr(self, "_pool", None) is not None:
             self._pool.shutdown()
             self._pool = None
-        if self._renderer is not None:
+        if getattr(self, "_renderer", None) is not None:
             self._renderer.close()
             self._renderer = None
-        self.single_env.close()
+        if hasattr(self, "single_env"):
+            self.single_env.close()
 
     # ------------------------------------------------------------------ internals
     def _check(self, actions) -> np.ndarray:
