@@ -240,7 +240,6 @@ class RllibLearner:
         runners = self.cfg.workers if self.cfg.engine == "ray" else 0  # 0: sampling in this process
         from ray.tune import register_env
 
-        from mimicgym.runs.learners import set_torch_threads
         from mimicgym.runs.ray_session import connect_ray
 
         cfg = self.cfg
@@ -272,7 +271,9 @@ class RllibLearner:
             raise ConfigError(f"rllib:{name} on {cfg.env} with {self.hyperparameters}: "
                               f"{type(e).__name__}: {str(e).strip()[:500]}") from None
         self.config = config
-        set_torch_threads(cfg.threads)
+        import torch  # RLlib's learner here is torch's; small networks train fastest on few threads
+
+        torch.set_num_threads(cfg.threads)
 
     # -- the run layer's learner interface
     @property
