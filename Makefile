@@ -7,24 +7,26 @@ PY     := $(VENV)/bin/python
 # RLlib pins Gymnasium (ray 2.60: gymnasium==1.2.2), so its tests run in a second environment.
 VENV_RLLIB ?= .venv-rllib
 PY_RLLIB   := $(VENV_RLLIB)/bin/python
+COMMA      := ,
 
 .PHONY: run test bench install install-rllib clean
 
+# $(call make-venv,DIR,EXTRAS)
+define make-venv
+	$(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install -q --upgrade pip
+	$(1)/bin/python -m pip install -q "$(TORCH)"
+	$(1)/bin/python -m pip install -q "$(TORCH)" -e ".[$(2)]"
+	touch $(1)/.installed
+endef
+
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q "$(TORCH)" -e ".[test,mocap,distributed]"
-	touch $@
+	$(call make-venv,$(VENV),test$(COMMA)mocap$(COMMA)distributed)
 
 install: $(VENV)/.installed
 
 $(VENV_RLLIB)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV_RLLIB)
-	$(PY_RLLIB) -m pip install -q --upgrade pip
-	$(PY_RLLIB) -m pip install -q "$(TORCH)"
-	$(PY_RLLIB) -m pip install -q "$(TORCH)" -e ".[test,mocap,rllib]"
-	touch $@
+	$(call make-venv,$(VENV_RLLIB),test$(COMMA)mocap$(COMMA)rllib)
 
 install-rllib: $(VENV_RLLIB)/.installed
 

@@ -70,38 +70,32 @@ class TimedPPO(PPO):
         self.t_update += time.perf_counter() - start
 
 
-def ours(samples: int, threads: int, seed: int = 0) -> dict:
-    hp = dict(DEEPMIMIC_PPO_OURS)
-    env = gym.make_vec(ENV, num_envs=hp["n_envs"], vectorization_mode="vector_entry_point", threads=threads)
-    agent = TimedPPO(env, seed=seed, device="cpu", **hp)
-    torch.set_num_threads(threads)
-    callback = RewardTermsCallback(max_imitation_return(env.single_env))
-    start = time.perf_counter()
-    agent.learn(samples, callback=callback)
-    wall = time.perf_counter() - start
-    env.close()
-    n = agent.num_timesteps
-    return {"samples": n, "seconds": wall, "samples_per_hour": 3600 * n / wall,
-            "env_us_per_sample": 1e6 * agent.t_rollout / n, "update_us_per_sample": 1e6 * agent.t_update / n}
-
-
-def ours_ray(samples: int, workers: int, threads: int, seed: int = 0) -> dict:
-    """Our PPO on ``workers`` Ray actors (``--engine ray``), Ray's start-up timed apart."""
-    from mimicgym.runs.config import RunConfig
-    from mimicgym.runs.ray_rollouts import RayVectorEnv
-
-    hp = dict(DEEPMIMIC_PPO_OURS)
-    start = time.perf_counter()
-    env = RayVectorEnv(RunConfig(env=ENV, agent="ppo", engine="ray", workers=workers), hp["n_envs"], batched=True)
-    startup = time.perf_counter() - start
-    agent = TimedPPO(env, seed=seed, device="cpu", **hp)
-    torch.set_num_threads(threads)
+def timed_learn(learner, samples: int) -> float:
+    """Seconds of ``learner.learn(samples)`` with the reward-terms callback ``mimicgym train`` adds."""
     single = gym.make(ENV)
     callback = RewardTermsCallback(max_imitation_return(single))
     single.close()
     start = time.perf_counter()
-    agent.learn(samples, callback=callback)
-    wall = time.perf_counter() - start
+    learner.learn(samples, callback=callback)
+    return time.perf_counter() - start
+
+
+def ours(samples: int, threads: int, workers: int = 0, seed: int = 0) -> dict:
+    """Our PPO on the batched env in this process (``workers=0``), or on ``workers`` Ray actors
+    (``--engine ray``; Ray's start-up timed apart)."""
+    hp = dict(DEEPMIMIC_PPO_OURS)
+    start = time.perf_counter()
+    if workers:
+        from mimicgym.runs.config import RunConfig
+        from mimicgym.runs.ray_rollouts import RayVectorEnv
+
+        env = RayVectorEnv(RunConfig(env=ENV, agent="ppo", engine="ray", workers=workers), hp["n_envs"], batched=True)
+    else:
+        env = gym.make_vec(ENV, num_envs=hp["n_envs"], vectorization_mode="vector_entry_point", threads=threads)
+    startup = time.perf_counter() - start
+    agent = TimedPPO(env, seed=seed, device="cpu", **hp)
+    torch.set_num_threads(threads)
+    wall = timed_learn(agent, samples)
     env.close()
     n = agent.num_timesteps
     return {"samples": n, "seconds": wall, "samples_per_hour": 3600 * n / wall, "startup_seconds": startup,
@@ -146,12 +140,7 @@ def sb3(samples: int, n_envs: int = 4, seed: int = 0) -> dict:
     torch.set_num_threads(1)
     venv = VecNormalize(make_vec_env(ENV, n_envs=n_envs, seed=seed, vec_env_cls=SubprocVecEnv), norm_reward=False)
     model = SB3PPO("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **hp)
-    single = gym.make(ENV)
-    callback = RewardTermsCallback(max_imitation_return(single))
-    single.close()
-    start = time.perf_counter()
-    model.learn(samples, callback=callback)
-    wall = time.perf_counter() - start
+    wall = timed_learn(model, samples)
     venv.close()
     return {"samples": model.num_timesteps, "seconds": wall, "samples_per_hour": 3600 * model.num_timesteps / wall}
 
@@ -182,7 +171,7 @@ def main() -> None:
     if not args.no_ray:
         for workers in (1, 2):
             print(f"ours, Ray rollout workers: {workers} ({samples} samples) ...", flush=True)
-            distributed[f"ray_workers_{workers}"] = ours_ray(samples, workers, threads=args.cores)
+            distributed[f"ray_workers_{workers}"] = ours(samples, threads=args.cores, workers=workers)
         for runners in (1, 2):
             print(f"RLlib PPO, {runners} env runners ({samples} samples) ...", flush=True)
             distributed[f"rllib_env_runners_{runners}"] = rllib_in_its_venv(args.rllib_python, samples, runners,
