@@ -134,8 +134,6 @@ class BatchedMimicEnv(VectorEnv):
         self._bad = np.zeros(n, dtype=bool)
         self._rngs: list[np.random.Generator | None] = [None] * n
         self.threads = min(int(threads), n)
-        bounds = np.linspace(0, n, self.threads + 1).round().astype(int)
-        self._blocks = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
         self._pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
 
     # ------------------------------------------------------------------ Gymnasium API
@@ -222,19 +220,23 @@ class BatchedMimicEnv(VectorEnv):
         self._kin.write(i, data, self._root)
 
     def _advance(self, ctrl: np.ndarray) -> None:
-        """One control step of every character: the calling thread takes the first block."""
+        """One control step of every character. Threads (the calling one among them) pull the
+        next character from one shared iterator: a character's step costs twice another's when
+        it has more contacts, so fixed blocks would leave a thread idle. Which thread steps a
+        character does not change its result."""
+        queue = iter(range(self.num_envs))  # next() on it is atomic under the GIL
         if self._pool is None:
-            self._advance_block(0, self.num_envs, ctrl)
+            self._advance_queue(queue, ctrl)
             return
-        others = [self._pool.submit(self._advance_block, lo, hi, ctrl) for lo, hi in self._blocks[1:]]
-        self._advance_block(*self._blocks[0], ctrl)
+        others = [self._pool.submit(self._advance_queue, queue, ctrl) for _ in range(self.threads - 1)]
+        self._advance_queue(queue, ctrl)
         for future in others:
             future.result()
 
-    def _advance_block(self, lo: int, hi: int, ctrl: np.ndarray) -> None:
+    def _advance_queue(self, queue, ctrl: np.ndarray) -> None:
         env, model, root = self.single_env, self.single_env.model, self._root
         check = env.early_termination
-        for i in range(lo, hi):
+        for i in queue:
             data = self.datas[i]
             data.ctrl[:] = ctrl[i]
             mujoco.mj_step(model, data, nstep=env.substeps)
