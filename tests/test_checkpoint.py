@@ -243,18 +243,21 @@ def test_eval_of_a_sb3_run_refuses_a_flipped_bit(tmp_path, capsys):
 
 # ----------------------------------------------------------------- stale temporary files
 def test_stale_temporary_files_of_interrupted_saves_are_removed(tmp_path):
+    from mimicgym.utils import io as mimicgym_io
     from mimicgym.utils.io import atomic_write, remove_stale_temp_files
 
-    def touch(name: str, age: float) -> Path:
+    def touch(name: str, mtime: float) -> Path:
         path = tmp_path / name
         path.write_bytes(b"partial")
-        os.utime(path, (time.time() - age, time.time() - age))
+        os.utime(path, (mtime, mtime))
         return path
 
-    stale = [touch(".model.pt.mimicgym-tmp.k3j9x_2a.tmp", 60),  # a save a kill -9 cut short
-             touch(".progress.json.ab12cd34.tmp", 60)]  # the name before the tag (older runs)
-    others = [touch(".model.pt.mimicgym-tmp.fresh123.tmp", -5),  # a writer still at work
-              touch("notes.tmp", 60), touch(".hidden.tmp", 60)]  # not ours
+    # Stale means written before this process started (the worker may have run for many minutes).
+    before, now = mimicgym_io._PROCESS_START - 60, time.time() + 5
+    stale = [touch(".model.pt.mimicgym-tmp.k3j9x_2a.tmp", before),  # a save a kill -9 cut short
+             touch(".progress.json.ab12cd34.tmp", before)]  # the name before the tag (older runs)
+    others = [touch(".model.pt.mimicgym-tmp.fresh123.tmp", now),  # a writer still at work
+              touch("notes.tmp", before), touch(".hidden.tmp", before)]  # not ours
     with atomic_write(tmp_path / "model.pt") as f:  # a save removes its own target's leftovers
         f.write(b"complete")
     assert not stale[0].exists() and stale[1].exists()
