@@ -93,6 +93,13 @@ class RunConfig:
         return f"{self.agent.replace(':', '_')}_{self.env.split('/')[-1]}_s{self.seed}"
 
 
+def check_workers_divide(workers: int, n_envs: int, holder: str = "worker") -> None:
+    """``--workers`` must split the run's envs evenly: each worker (or RLlib env runner) holds as many."""
+    if n_envs % workers:
+        raise ConfigError(f"--workers {workers} must divide the run's n_envs, {n_envs}: each {holder} "
+                          f"holds the same number of envs")
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
     """A TOML file's table, or a ``ConfigError`` naming the file and where it fails."""
     path = Path(path)

@@ -41,7 +41,7 @@ import numpy as np
 from gymnasium.vector import VectorEnv
 
 from mimicgym.errors import ConfigError, MimicgymError
-from mimicgym.runs.config import RunConfig
+from mimicgym.runs.config import RunConfig, check_workers_divide
 
 
 class EnvWorker:
@@ -105,9 +105,7 @@ class RayVectorEnv(VectorEnv):
         from mimicgym.runs.ray_session import connect_ray, import_ray
 
         workers = cfg.workers
-        if num_envs % workers:
-            raise ConfigError(f"--workers {workers} must divide the run's n_envs, {num_envs}: each worker "
-                              f"holds the same number of envs")
+        check_workers_divide(workers, num_envs)
         ray, _ = import_ray()
         self._ray, self._actors = ray, []
         self._started = connect_ray(cfg.address)

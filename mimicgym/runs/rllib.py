@@ -25,7 +25,7 @@ from typing import Any
 import gymnasium as gym
 
 from mimicgym.errors import ConfigError
-from mimicgym.runs.config import RunConfig
+from mimicgym.runs.config import RunConfig, check_workers_divide
 from mimicgym.runs.envs import is_imitation_env, make_env
 from mimicgym.runs.options import check_range, coerce
 from mimicgym.runs.rllib_policy import (
@@ -207,9 +207,8 @@ class RllibLearner:
                             f"trains on the CPU here (device {cfg.device!r} is not supported)")):
             if given:
                 raise ConfigError(f"agent {cfg.agent!r} {why}")
-        if cfg.engine == "ray" and cfg.n_envs % cfg.workers:
-            raise ConfigError(f"--workers {cfg.workers} must divide the run's n_envs, {cfg.n_envs}: each env "
-                              f"runner holds the same number of envs")
+        if cfg.engine == "ray":
+            check_workers_divide(cfg.workers, cfg.n_envs, holder="env runner")
         self.cfg = cfg
         self.hyperparameters = resolve_hyperparameters(cfg)
         probe = make_env(cfg)  # bad env keywords fail here, before Ray starts
