@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from _binarization import expected_over_binarizations
 
 from mimicgym.errors import ConfigError
 from mimicgym.generative.autoregressive import FVSBN, MADE, NADE, MaskedLinear
@@ -47,6 +48,22 @@ def test_probabilities_of_all_inputs_sum_to_one(name):
     with torch.no_grad():
         total = model.log_prob(ALL_BINARY).double().exp().sum().item()
     assert total == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("name", ["fvsbn", "nade", "made", "made_random"])
+def test_binarized_loss_has_the_expectation_of_the_loss_over_binarizations(name):
+    """Rao-Blackwellisation: averaging each conditional over its own pixel's draw in closed form
+    changes the loss of a binarised batch but not its expectation."""
+    model = MODELS[name]()
+    _randomise(model, 0.5)
+    grey = torch.rand(D, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        sampled = expected_over_binarizations(model.loss, ALL_BINARY, grey)
+        averaged = expected_over_binarizations(lambda x: model.binarized_loss(x, grey[None]), ALL_BINARY, grey)
+        assert averaged == pytest.approx(sampled, rel=1e-5)
+        # ... while a single binarisation's two losses differ
+        x = ALL_BINARY[5:6]
+        assert abs(model.binarized_loss(x, grey[None]).item() - model.loss(x).item()) > 1e-3
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -179,3 +196,17 @@ def test_a_few_epochs_on_digits_beat_independent_uniform_pixels(model):
         test_nll = model.nll(digits("test")).mean().item()
     assert test_nll < 64 * math.log(2) - 14  # 44.36 nats for p = 1/2 everywhere
     assert model.sample(3).shape == (3, 1, 8, 8)
+
+
+def test_training_on_grey_digits_uses_their_probabilities_unless_told_not_to():
+    grey = digits("train", binarize=False)[:128]
+    runs = {}
+    for rao_blackwell in (True, False):
+        model = FVSBN((1, 8, 8))
+        history = fit(model, grey, epochs=2, lr=0.01, rao_blackwell=rao_blackwell)
+        runs[rao_blackwell] = (history[-1].train_loss, model.weight.detach().clone())
+    # The same binarisations and minibatches (one generator), different targets.
+    assert runs[True][0] != pytest.approx(runs[False][0], rel=1e-4)
+    assert not torch.allclose(runs[True][1], runs[False][1])
+    with pytest.raises(ConfigError, match="rao_blackwell must be a bool, got 'yes'"):
+        fit(FVSBN((1, 8, 8)), grey, epochs=1, rao_blackwell="yes")

@@ -7,6 +7,7 @@ import itertools
 
 import pytest
 import torch
+from _binarization import expected_over_binarizations
 
 from mimicgym.errors import ConfigError
 from mimicgym.generative.pixelcnn import PixelCNN, raster_mask
@@ -87,6 +88,16 @@ def test_gated_stacks_remove_the_blind_spot():
     blind = torch.zeros(1, 8, 8, dtype=torch.bool)
     blind[0, 3, 6:] = blind[0, 2, 7] = True  # the raster stack's blind spot, above and right
     assert torch.equal(plain, past & ~blind)
+
+
+def test_binarized_loss_has_the_expectation_of_the_loss_over_binarizations():
+    model = PixelCNN((1, 2, 3), **SMALL)
+    every = torch.tensor(list(itertools.product([0.0, 1.0], repeat=6))).view(64, 1, 2, 3)
+    grey = torch.rand(1, 1, 2, 3, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        sampled = expected_over_binarizations(model.loss, every, grey)
+        averaged = expected_over_binarizations(lambda x: model.binarized_loss(x, grey), every, grey)
+    assert averaged == pytest.approx(sampled, rel=1e-5)
 
 
 @pytest.mark.parametrize("gated", [True, False])

@@ -101,18 +101,28 @@ class GenerativeModel(nn.Module):
         the NLL (or its bound) for every likelihood model."""
         return self.nll(x) if condition is None else self.nll(x, condition=condition)
 
+    def binarized_loss(self, x: torch.Tensor, probabilities: torch.Tensor,
+                       condition: torch.Tensor | None = None) -> torch.Tensor:
+        """The training loss of ``x``, a draw of independent Bernoulli pixels with
+        ``probabilities`` (dynamic binarisation). By default ``loss(x)``; the autoregressive
+        models override it with its expectation over each pixel's own draw."""
+        return self.loss(x) if condition is None else self.loss(x, condition=condition)
+
     def make_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
         """The optimisers ``training_step`` uses, by name (saved and restored with a checkpoint)."""
         return {"model": torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)}
 
     def training_step(self, x: torch.Tensor, optimizers: dict[str, torch.optim.Optimizer], where: str = "",
-                      max_grad_norm: float | None = None, condition: torch.Tensor | None = None
-                      ) -> dict[str, torch.Tensor]:
+                      max_grad_norm: float | None = None, condition: torch.Tensor | None = None,
+                      probabilities: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One optimisation step on the minibatch ``x`` (with its class labels ``condition``
-        for a conditional model); returns the detached terms to log (``"loss"`` first, the
-        mean per example). ``where`` (e.g. "epoch 3, step 120") goes into the error a
-        non-finite loss or gradient raises."""
-        loss = self.loss(x) if condition is None else self.loss(x, condition=condition)
+        for a conditional model, and the ``probabilities`` it was binarised from, if it was);
+        returns the detached terms to log (``"loss"`` first, the mean per example). ``where``
+        (e.g. "epoch 3, step 120") goes into the error a non-finite loss or gradient raises."""
+        if probabilities is not None:
+            loss = self.binarized_loss(x, probabilities, condition)
+        else:
+            loss = self.loss(x) if condition is None else self.loss(x, condition=condition)
         gradient_step(optimizers["model"], loss, f"loss ({where})" if where else "loss", max_grad_norm)
         return {"loss": loss.detach()}
 

@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mimicgym.errors import ConfigError
+from mimicgym.generative.autoregressive import bernoulli_log_prob
 from mimicgym.generative.base import GenerativeModel
 from mimicgym.utils.checks import check_positive_int, check_probability
 
@@ -281,7 +282,7 @@ class PixelCNN(GenerativeModel):
         x = self.check_input(x)
         logits = self._network(self._features(x), self.check_condition(condition, len(x)))
         if self.outputs == 1:
-            return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+            return bernoulli_log_prob(logits, x)
         return logits.log_softmax(-1).gather(-1, x.unsqueeze(-1)).flatten(1).sum(1)
 
     def loss(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
@@ -289,6 +290,12 @@ class PixelCNN(GenerativeModel):
 
     def nll(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         return -self.log_prob(x, condition)
+
+    def binarized_loss(self, x: torch.Tensor, probabilities: torch.Tensor,
+                       condition: torch.Tensor | None = None) -> torch.Tensor:
+        """The expectation over each pixel's own draw, as :meth:`BinaryAutoregressive.binarized_loss`."""
+        logits = self.logits(x, condition)
+        return -bernoulli_log_prob(logits, probabilities.to(logits.dtype)).mean()
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None,

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import torch
 
+from mimicgym.errors import ConfigError
 from mimicgym.generative.base import GenerativeModel
 from mimicgym.generative.data import binarize_images
 from mimicgym.utils.checks import check_choice, check_positive, check_positive_int
@@ -34,6 +35,8 @@ class TrainConfig:
     patience: int | None = None  # early stop after this many epochs without a better validation NLL
     lr_schedule: str = "constant"  # constant | cosine (annealed to 0 over `epochs`, set per epoch)
     seed: int = 0
+    # Dynamic binarisation: give the model the grey probabilities too (``binarized_loss``).
+    rao_blackwell: bool = True
 
     def __post_init__(self):
         check_positive_int("epochs", self.epochs)
@@ -41,6 +44,8 @@ class TrainConfig:
         check_positive("lr", self.lr)
         check_positive("weight_decay", self.weight_decay, allow_zero=True)
         check_choice("lr_schedule", self.lr_schedule, ("constant", "cosine"))
+        if not isinstance(self.rao_blackwell, bool):
+            raise ConfigError(f"rao_blackwell must be a bool, got {self.rao_blackwell!r}")
         if self.max_grad_norm is not None:
             check_positive("max_grad_norm", self.max_grad_norm)
         if self.patience is not None:
@@ -109,17 +114,19 @@ class Trainer:
             for group in optimizer.param_groups:
                 group["lr"] = group.setdefault("base_lr", group["lr"]) * scale
         self.model.train()
-        data = self.train_data
+        data = probabilities = self.train_data
         if self.dynamic_binarization:
-            data = binarize_images(data, self.generator)
+            data = binarize_images(probabilities, self.generator)
+        rao_blackwell = self.dynamic_binarization and self.config.rao_blackwell
         order = torch.randperm(len(data), generator=self.generator, device=self.generator.device)
         count = 0
         sums: dict[str, torch.Tensor] = {}
         for batch_index in order.split(self.config.batch_size):
             batch = data[batch_index]
             condition = None if self.condition is None else self.condition[batch_index]
+            grey = {"probabilities": probabilities[batch_index]} if rao_blackwell else {}
             terms = self.model.training_step(batch, self.optimizers, f"epoch {self.epoch + 1}, step {self.step}",
-                                             self.config.max_grad_norm, condition)
+                                             self.config.max_grad_norm, condition, **grey)
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value * len(batch)
             count += len(batch)
