@@ -4,8 +4,9 @@ batched env (``gym.make_vec(..., vectorization_mode="vector_entry_point")``, N c
 call) on 1 and 2 threads next to its physics floor and next to N single envs in ``AsyncVectorEnv``.
 
 The physics floor replays the env's own trajectory without observation, reward or reference
-lookup: every recorded step's state and controls (the PD actuators' ``ctrl``) are set and the
-same ``mj_step(model, data, nstep)`` call runs, so env and floor do the same physics work.
+lookup: every recorded step's state and controls (the PD actuators' ``ctrl``) are set and
+``mj_step(model, data, nstep)`` runs: the physics work of the env's step (which splits the same
+``nstep`` physics steps as ``mj_step2``, ``nstep - 1`` steps and ``mj_step1`` of the new state).
 Overhead = env time per step over floor time per step, minus 1. Single-process rates use this
 process's CPU time (``time.process_time``), so other jobs on a shared machine do not count against them; each
 figure is the best of ``--repeats`` interleaved trials. Vectorised rates (Gymnasium's
@@ -14,8 +15,8 @@ training uses) are wall-clock over the whole vector, so they count the pipes and
 machine, other jobs too.
 
 The batched env's floor replays its own physics calls (recorded by wrapping its physics step):
-each character's state, solver warm start and controls are set and the same ``mj_step`` runs on
-one ``MjData``. Its 1-thread overhead uses CPU time like the single env's; the thread speed-up
+each character's state, solver warm start and controls are set and ``mj_step`` of the substeps
+runs on one ``MjData``. Its 1-thread overhead uses CPU time like the single env's; the thread speed-up
 is wall-clock, next to that of MuJoCo's own thread pool (``mujoco.rollout``, physics only) on
 the same states, which shows what the machine allows at that moment; the load average is
 recorded with the results.

@@ -27,8 +27,7 @@ class BatchedMimicEnv(VectorEnv):
     docstring for the character, the clip and the PD control), and the ``vector_entry_point``
     of every ``mimicgym`` imitation id. Character ``i`` is exactly what ``gym.make`` of the id
     gives, reset with seed ``s + i`` and given the same actions: the same ``MjData`` stepping
-    (one ``mj_step(model, data, nstep=substeps)`` per control step, the solver's warm start
-    carried over) and the single env's own batch methods for the PD targets, the observation,
+    (:meth:`MimicEnv.advance` per control step, the solver's warm start carried over) and the single env's own batch methods for the PD targets, the observation,
     the reward and the episode end (:meth:`MimicEnv.controls`, :meth:`MimicEnv.evaluate`), so
     trajectories agree to rounding and the number of threads never changes a result.
 
@@ -234,13 +233,11 @@ class BatchedMimicEnv(VectorEnv):
             future.result()
 
     def _advance_queue(self, queue, ctrl: np.ndarray) -> None:
-        env, model, root = self.single_env, self.single_env.model, self._root
+        env, root = self.single_env, self._root
         check = env.early_termination
         for i in queue:
             data = self.datas[i]
-            data.ctrl[:] = ctrl[i]
-            mujoco.mj_step(model, data, nstep=env.substeps)
-            env.refresh(data)
+            env.advance(data, ctrl[i])
             self._kin.write(i, data, root)
             self._bad[i] = check and env.bad_contact(data)
 

@@ -50,7 +50,7 @@ class MimicEnv(gym.Env):
     DeepMimic-style motion imitation (Peng et al. 2018) in MuJoCo: DeepMimic's ``humanoid3d`` or
     the SMPL body-model humanoid tracks a reference clip (DeepMimic's, a generated one, or any
     ``MotionClip``, retargeted). One step is one policy decision at ``control_freq`` (30 Hz);
-    ``600 / control_freq`` physics steps at 600 Hz run in one ``mj_step`` call.
+    ``600 / control_freq`` physics steps at 600 Hz run per step (:meth:`advance`).
 
     ``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")`` gives N of them
     in one :class:`~mimicgym.envs.mimic.batched.BatchedMimicEnv`, which computes observations
@@ -231,9 +231,7 @@ class MimicEnv(gym.Env):
         self._k += self.substeps
         self._steps += 1
         k = np.array([self._k])
-        self.data.ctrl[:] = self.controls(action[None], k)[0]
-        mujoco.mj_step(self.model, self.data, nstep=self.substeps)
-        self.refresh(self.data)
+        self.advance(self.data, self.controls(action[None], k)[0])
         qpos = self.data.qpos
         if not math.isfinite(qpos @ qpos):
             raise FloatingPointError(f"simulation diverged at step {self._steps} "
@@ -301,19 +299,26 @@ class MimicEnv(gym.Env):
             direction = np.array([np.cos(angle), np.sin(angle)])
         return k, direction
 
-    def refresh(self, data: mujoco.MjData) -> None:
-        """After ``mj_step``: the kinematics of the state the step ended in (``mj_step`` leaves
-        them computed for the state before its last integration)."""
-        mujoco.mj_kinematics(self.model, data)
-        mujoco.mj_comPos(self.model, data)
-        mujoco.mj_comVel(self.model, data)
+    def advance(self, data: mujoco.MjData, ctrl: np.ndarray) -> None:
+        """One control step of ``data`` with the PD targets ``ctrl``: ``substeps`` physics steps,
+        after which the new state's kinematics, actuator lengths and contacts are computed.
+
+        ``data`` is kept half-stepped: the position and velocity stage (``mj_step1``:
+        kinematics, com, collisions, transmission) of the state it holds is always done (by
+        ``mj_forward`` at a restart). So a control step is ``mj_step2`` (actuation, constraint
+        solve, integration), ``substeps - 1`` whole steps, and ``mj_step1`` of the new state: the
+        work of ``substeps`` physics steps and the same numbers as ``mj_step``, bit for bit,
+        where ``mj_step`` and a kinematics refresh would redo the position stage once more."""
+        data.ctrl[:] = ctrl
+        mujoco.mj_step2(self.model, data)
+        if self.substeps > 1:
+            mujoco.mj_step(self.model, data, nstep=self.substeps - 1)
+        mujoco.mj_step1(self.model, data)
         if self.task:
-            mujoco.mj_subtreeVel(self.model, data)
-        if self.reference_targets:
-            mujoco.mj_transmission(self.model, data)  # actuator_length of the new pose
+            mujoco.mj_subtreeVel(self.model, data)  # the centre of mass velocity (not in mj_step1)
 
     def bad_contact(self, data: mujoco.MjData) -> bool:
-        """Whether a body not allowed on the floor touches it (the last physics step's contacts)."""
+        """Whether a body not allowed on the floor touches it (the contacts of the current state)."""
         bad = self._bad_pair
         return any(bad[g1][g2] for g1, g2 in data.contact.geom.tolist())
 

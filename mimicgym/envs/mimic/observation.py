@@ -19,8 +19,8 @@ from mimicgym.envs.mimic.characters import Character
 class Kinematics:
     """What the observation and the reward read from MuJoCo, stacked over N characters.
 
-    Valid after ``mj_forward``, or after ``mj_step`` plus the env's kinematics refresh (which
-    recomputes positions and velocities for the state the step ended in).
+    Valid after ``mj_forward`` or the env's control step (:meth:`MimicEnv.advance`, which ends
+    with the position and velocity stage of the new state).
     """
 
     qpos: np.ndarray  # (N, nq)
