@@ -27,12 +27,13 @@ class BatchedMimicEnv(VectorEnv):
     docstring for the character, the clip and the PD control), and the ``vector_entry_point``
     of every ``mimicgym`` imitation id. Character ``i`` is exactly what ``gym.make`` of the id
     gives, reset with seed ``s + i`` and given the same actions: the same ``MjData`` stepping
-    (:meth:`MimicEnv.advance` per control step, the solver's warm start carried over) and the single env's own batch methods for the PD targets, the observation,
-    the reward and the episode end (:meth:`MimicEnv.controls`, :meth:`MimicEnv.evaluate`), so
+    (:meth:`MimicEnv.advance` per control step, the solver's warm start carried over) and the
+    single env's own batch methods for the PD targets, the observation, the reward and the
+    episode end (:meth:`MimicEnv.controls`, :meth:`MimicEnv.evaluate`), so
     trajectories agree to rounding and the number of threads never changes a result.
 
-    Physics: ``threads`` contiguous blocks of characters, each stepped by one thread (MuJoCo
-    releases the GIL inside ``mj_step``). ``mujoco.rollout`` is not used: it restarts the
+    Physics: ``threads`` threads pull the characters one at a time from a shared queue (MuJoCo
+    releases the GIL inside its steps). ``mujoco.rollout`` is not used: it restarts the
     constraint solver's warm start on every call and cannot return it (it is not part of
     ``mjSTATE_FULLPHYSICS``), which moves a walk's observations by about 2e-3 within 13 control
     steps; nor does it return the post-step kinematics or the contacts that the observation
