@@ -50,9 +50,10 @@ SPECS: dict[tuple[str, str], dict[str, Any]] = {
     ("digits", "NADE"): {"train": {"epochs": 300, "lr": 1e-2, "patience": 20}},
     # Four masks trained together (connectivity-agnostic): one mask ties NADE at ~22.4 nats.
     ("digits", "MADE"): {"train": {"epochs": 300, "lr": 1e-3, "patience": 30}, "hyperparameters": {"num_masks": 4}},
-    # Gated, 32 channels, small batches, cosine annealing: 21.88 where a constant rate gives 22.01.
+    # Gated, small batches, cosine annealing, grey-level targets: 64 channels and 5 layers 21.79,
+    # 32 and 4 21.94 (22.00 on sampled targets; 22.01 with a constant rate).
     ("digits", "PixelCNN"): {"train": {"epochs": 200, "lr": 1e-3, "batch_size": 32, "lr_schedule": "cosine"},
-                             "hyperparameters": {"channels": 32}},
+                             "hyperparameters": {"channels": 64, "layers": 5}},
     ("digits", "RBM"): {"train": {"epochs": 200, "lr": 3e-2, "patience": 30}},
     ("digits", "VAE"): {"train": {"epochs": 300, "lr": 1e-3, "patience": 30}, "iwae_k": 1000},
     ("digits", "VQVAE"): {"train": {"epochs": 200, "lr": 1e-3}, "prior_epochs": 100},

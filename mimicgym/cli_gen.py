@@ -2,7 +2,7 @@
 
 Examples:
   mimicgym gen train MADE --data digits --epochs 100
-  mimicgym gen train PixelCNN --epochs 200 --batch-size 32 --lr-schedule cosine --set channels=32
+  mimicgym gen train PixelCNN --epochs 200 --batch-size 32 --lr-schedule cosine --set channels=64 layers=5
   mimicgym gen train CausalTransformer --data markov --epochs 20
   mimicgym gen train WaveNet --data motion --epochs 30
   mimicgym gen train --resume runs/gen_MADE_digits_s0 --epochs 200
@@ -48,6 +48,9 @@ def add_gen_parser(sub: argparse._SubParsersAction, parse_assignments) -> None:
     p.add_argument("--prior-epochs", type=int, help="VQ-VAE: epochs of the prior over its codes (default 100)")
     p.add_argument("--base-run", metavar="RUN", help="LatentDiffusion / ControlNet: the trained VAE / DDPM run")
     p.add_argument("--resume", metavar="RUN", help="continue this run directory")
+    p.add_argument("--sampled-targets", dest="rao_blackwell", action="store_false", default=None,
+                   help="binary autoregressive models on grey data: train on the sampled pixels, not "
+                        "their grey probabilities (see TrainConfig.rao_blackwell)")
     p.add_argument("--no-progress", dest="progress_bar", action="store_false", default=None)
     p = commands.add_parser("eval", help="test NLL of a trained run")
     p.add_argument("run", type=Path)
@@ -81,7 +84,7 @@ def cmd_gen(args: argparse.Namespace) -> None:
     flags = {name: getattr(args, name) for name in ("data", "epochs", "batch_size", "lr", "patience",
                                                     "max_grad_norm", "seed", "logdir", "run_name", "device",
                                                     "threads", "sample_every", "prior_epochs", "lr_schedule",
-                                                    "base_run", "progress_bar")}
+                                                    "base_run", "rao_blackwell", "progress_bar")}
     flags = {k: v for k, v in flags.items() if v is not None}
     if args.resume:
         if args.model or args.set:

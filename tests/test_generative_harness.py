@@ -12,7 +12,7 @@ from mimicgym.errors import CheckpointError, ConfigError
 from mimicgym.generative.baselines import FactorizedBernoulli
 from mimicgym.generative.data import digits
 from mimicgym.generative.train import Trainer, fit
-from mimicgym.runs.generative import GenConfig, evaluate_run, sample_run, train_generative
+from mimicgym.runs.generative import GenConfig, config_from_record, evaluate_run, sample_run, train_generative
 
 
 def _config(tmp_path, **kw):
@@ -32,6 +32,19 @@ def test_resume_continues_bit_exactly(tmp_path):
     assert [step for step, _ in progress["valid/nll"]] == [1, 2, 3, 4, 5, 6]
     record = json.loads((first.run_dir / "config.json").read_text())
     assert record["config"]["epochs"] == 6 and record["resumes"][0]["at_epoch"] == 3
+
+
+def test_grey_probability_targets_are_an_option_kept_on_resume(tmp_path, capsys):
+    assert main(["gen", "train", "FVSBN", "--epochs", "1", "--logdir", str(tmp_path), "--no-progress",
+                 "--sampled-targets"]) == 0
+    config = tmp_path / "gen_FVSBN_digits_s0" / "config.json"
+    record = json.loads(config.read_text())
+    assert record["config"]["rao_blackwell"] is False
+    assert GenConfig().train_config().rao_blackwell is True
+    # A run recorded before the option existed trained on sampled pixels, and resumes so.
+    del record["config"]["rao_blackwell"]
+    config.write_text(json.dumps(record))
+    assert config_from_record(config.parent).rao_blackwell is False
 
 
 def test_eval_and_samples_reproduce_the_run(tmp_path):

@@ -16,9 +16,9 @@ With ``num_classes``, a class embedding is added as a bias to every layer (condi
 pass ``condition`` (B,) long to ``logits``, ``log_prob``, ``loss`` and ``sample``. Every layer
 also learns a bias map over positions (``position_bias``), which reads no pixel.
 
-The defaults (gated, 32 channels, 4 layers) reach about 22.0 nats test NLL on the binarised
-digits in 200 epochs (Adam, lr 2e-3, batch 32, dynamic binarisation; 21.9 with the lr
-annealed to zero); wider, deeper or dropout variants did no better there.
+On the binarised digits (200 epochs, Adam, lr 1e-3 annealed to zero, batch 32, dynamic
+binarisation with grey-level targets) the defaults (gated, 32 channels, 4 layers) reach 21.94
+nats test NLL, 64 channels and 5 layers 21.79; dropout 0.1 did no better there.
 """
 
 from __future__ import annotations

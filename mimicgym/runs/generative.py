@@ -57,6 +57,7 @@ class GenConfig:
     patience: int | None = None  # stop after this many epochs without a better validation NLL
     max_grad_norm: float | None = None  # clip the global gradient norm
     seed: int = 0  # model initialisation, shuffling, binarisation, sampling
+    rao_blackwell: bool = True  # autoregressive models on grey data: grey-probability targets
     hyperparameters: dict[str, Any] = field(default_factory=dict)  # the model's (checked)
     logdir: str = "runs"  # parent of the run directory
     run_name: str | None = None  # default: gen_MODEL_DATA_sSEED
@@ -85,8 +86,8 @@ class GenConfig:
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_schedule=self.lr_schedule,
-                           patience=self.patience,
-                           max_grad_norm=self.max_grad_norm, seed=self.seed)
+                           patience=self.patience, max_grad_norm=self.max_grad_norm, seed=self.seed,
+                           rao_blackwell=self.rao_blackwell)
 
     def default_run_name(self) -> str:
         return f"gen_{self.model}_{self.data}_s{self.seed}"
@@ -128,8 +129,10 @@ def config_from_record(run_dir: Path) -> GenConfig:
     record = read_run_record(run_dir)
     if record.get("kind") != "generative":
         raise CheckpointError(f"{run_dir}: not a generative run (train it with `mimicgym gen train`)")
+    # Runs recorded before the option existed trained on the sampled pixels: resume them so.
+    options = {"rao_blackwell": False, **record["config"]}
     try:
-        return GenConfig(**coerce_fields(GenConfig, record["config"], "option"))
+        return GenConfig(**coerce_fields(GenConfig, options, "option"))
     except ConfigError as e:
         raise CheckpointError(f"{run_dir / CONFIG_FILE}: {e}") from None
 
