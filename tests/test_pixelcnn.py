@@ -98,6 +98,10 @@ def test_binarized_loss_has_the_expectation_of_the_loss_over_binarizations():
         sampled = expected_over_binarizations(model.loss, every, grey)
         averaged = expected_over_binarizations(lambda x: model.binarized_loss(x, grey), every, grey)
     assert averaged == pytest.approx(sampled, rel=1e-5)
+    with pytest.raises(ValueError, match=r"probabilities have shape \(1, 1, 3, 2\), x \(1, 1, 2, 3\)"):
+        model.binarized_loss(every[:1], grey.view(1, 1, 3, 2))
+    with pytest.raises(ValueError, match="probabilities"):
+        model.binarized_loss(every[:1], grey + 1.0)
 
 
 @pytest.mark.parametrize("gated", [True, False])

@@ -66,8 +66,9 @@ class BinaryAutoregressive(GenerativeModel):
         given the grey image, so x_d is independent of the x_<d its conditional reads, and
         averaging over x_d in closed form keeps the gradient's expectation with less variance
         (Rao-Blackwellisation): 0.06 nats better test NLL for the PixelCNN on digits."""
-        x = self.check_input(x).flatten(1)
-        return -bernoulli_log_prob(self._flat_logits(x), probabilities.flatten(1)).mean()
+        x = self.check_input(x)
+        p = self.check_probabilities(probabilities, x).flatten(1)
+        return -bernoulli_log_prob(self._flat_logits(x.flatten(1)), p).mean()
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

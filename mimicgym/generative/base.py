@@ -108,6 +108,12 @@ class GenerativeModel(nn.Module):
         models override it with its expectation over each pixel's own draw."""
         return self.loss(x) if condition is None else self.loss(x, condition=condition)
 
+    def check_probabilities(self, probabilities: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The grey probabilities that ``x`` was drawn from: x's shape, values in [0, 1]."""
+        if probabilities.shape != x.shape:
+            raise ValueError(f"probabilities have shape {tuple(probabilities.shape)}, x {tuple(x.shape)}")
+        return self.check_input(probabilities, "probabilities", "unit").to(x.dtype)
+
     def make_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
         """The optimisers ``training_step`` uses, by name (saved and restored with a checkpoint)."""
         return {"model": torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)}

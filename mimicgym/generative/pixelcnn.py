@@ -294,8 +294,9 @@ class PixelCNN(GenerativeModel):
     def binarized_loss(self, x: torch.Tensor, probabilities: torch.Tensor,
                        condition: torch.Tensor | None = None) -> torch.Tensor:
         """The expectation over each pixel's own draw, as :meth:`BinaryAutoregressive.binarized_loss`."""
-        logits = self.logits(x, condition)
-        return -bernoulli_log_prob(logits, probabilities.to(logits.dtype)).mean()
+        x = self.check_input(x)
+        logits = self._network(self._features(x), self.check_condition(condition, len(x)))
+        return -bernoulli_log_prob(logits, self.check_probabilities(probabilities, x)).mean()
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None,
