@@ -27,6 +27,7 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import mimicgym  # noqa: E402,F401
+from mimicgym.envs.mimic.reward import REWARD_PRESETS  # noqa: E402
 from mimicgym.runs import RunConfig, resume, train  # noqa: E402
 from mimicgym.runs.directory import find_model  # noqa: E402
 from mimicgym.runs.imitation_curves import load_run, plot, summary  # noqa: E402
@@ -38,13 +39,13 @@ THRESHOLDS = (0.5, 0.8, 0.85, 0.9)
 TERMS = ("pose", "velocity", "end_effector", "com")
 
 
-def run_dir_of(logdir: Path, clip: str, character: str, seed: int) -> Path:
-    return logdir / f"{clip}_{character}_s{seed}"
+def run_dir_of(logdir: Path, clip: str, character: str, seed: int, reward: str = "paper") -> Path:
+    return logdir / f"{clip}_{character}{'' if reward == 'paper' else '_' + reward}_s{seed}"
 
 
 def train_clip(logdir: Path, clip: str, character: str, seed: int, samples: int, eval_every: int,
-               threads: int) -> None:
-    run_dir = run_dir_of(logdir, clip, character, seed)
+               threads: int, reward: str = "paper") -> None:
+    run_dir = run_dir_of(logdir, clip, character, seed, reward)
     if (run_dir / "eval.json").is_file():
         print(f"{run_dir}: finished, left alone")
         return
@@ -56,8 +57,13 @@ def train_clip(logdir: Path, clip: str, character: str, seed: int, samples: int,
     env_kwargs = {} if clip in IDS else {"clip": clip}
     if character != "humanoid3d":
         env_kwargs["character"] = character
+    # A shaped training reward is only that: evaluations score the paper's reward, as every run is.
+    eval_env_kwargs = {}
+    if reward != "paper":
+        env_kwargs["reward_config"], eval_env_kwargs["reward_config"] = reward, "paper"
     cfg = RunConfig(env=IDS.get(clip, "mimicgym/Mimic-v0"), agent="ppo", timesteps=samples, seed=seed,
-                    logdir=str(logdir), run_name=run_dir.name, env_kwargs=env_kwargs, threads=threads,
+                    logdir=str(logdir), run_name=run_dir.name, env_kwargs=env_kwargs,
+                    eval_env_kwargs=eval_env_kwargs, threads=threads,
                     eval_freq=eval_every, eval_episodes=10, checkpoint_freq=eval_every, progress_bar=False)
     train(cfg)
 
@@ -102,6 +108,8 @@ def main() -> None:
     parser.add_argument("--character", default="humanoid3d", choices=["humanoid3d", "smpl"])
     parser.add_argument("--samples", type=int, default=10_000_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-reward", default="paper", choices=sorted(REWARD_PRESETS),
+                        help="reward preset to train on (evaluations always score 'paper')")
     parser.add_argument("--eval-every", type=int, default=250_000)
     parser.add_argument("--threads", type=int, default=2, help="physics and update threads")
     parser.add_argument("--logdir", type=Path, default=Path("runs/imitation"))
@@ -113,8 +121,10 @@ def main() -> None:
         return report(args.runs, args.out)
     if not args.report_only:
         for clip in args.clips:
-            train_clip(args.logdir, clip, args.character, args.seed, args.samples, args.eval_every, args.threads)
-    report([run_dir_of(args.logdir, c, args.character, args.seed) for c in args.clips], args.out)
+            train_clip(args.logdir, clip, args.character, args.seed, args.samples, args.eval_every,
+                       args.threads, args.train_reward)
+    report([run_dir_of(args.logdir, c, args.character, args.seed, args.train_reward) for c in args.clips],
+           args.out)
 
 
 if __name__ == "__main__":

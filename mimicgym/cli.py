@@ -66,6 +66,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="agent hyperparameters (see `mimicgym list --agent NAME`)")
     p.add_argument("--env-kwarg", nargs="*", metavar="KEY=VALUE",
                    help="gym.make keywords (see `mimicgym list --env ID`)")
+    p.add_argument("--eval-env-kwarg", nargs="*", metavar="KEY=VALUE",
+                   help="gym.make keywords of the evaluation envs, over --env-kwarg "
+                        "(e.g. reward_config=paper after training on reward_config=keep_up)")
     p.add_argument("--wrapper", choices=["onehot", "image"], help="observation wrapper")
     p.add_argument("--n-envs", type=int, help="parallel envs (sb3 algorithms)")
     p.add_argument("--subproc", action="store_true", default=None, help="subprocess vector env (sb3)")
@@ -136,8 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
     from mimicgym.runs import RunConfig
+    from mimicgym.runs.config import KEYWORD_TABLES
 
-    names = {f.name for f in dataclasses.fields(RunConfig)} - {"hyperparameters", "env_kwargs"}
+    names = {f.name for f in dataclasses.fields(RunConfig)} - set(KEYWORD_TABLES)
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
@@ -148,7 +152,8 @@ def config_from_args(args: argparse.Namespace):
     values: dict[str, Any] = load_toml(args.config) if args.config is not None else {}
     values.update(_flag_values(args))
     for table, flag, items in (("hyperparameters", "--set", args.set),
-                               ("env_kwargs", "--env-kwarg", args.env_kwarg)):
+                               ("env_kwargs", "--env-kwarg", args.env_kwarg),
+                               ("eval_env_kwargs", "--eval-env-kwarg", args.eval_env_kwarg)):
         given = values.get(table, {})
         if not isinstance(given, dict):
             raise ConfigError(f"{args.config}: [{table}] must be a table, got {given!r}")

@@ -178,6 +178,34 @@ def test_reward_terms_hand_computed(walk_env):
     np.testing.assert_allclose(env.imitation_terms(), [1, 1, 1, np.exp(-0.1)], atol=1e-9)
 
 
+def test_joint_weighted_velocity_error_and_reward_presets():
+    """DeepMimic's code weights each joint's squared velocity error by its pose weight (the
+    paper's eq. 7 sums them): a knee 2 rad/s off costs exp(-0.1 * w_knee * 4) there. Presets
+    and mappings build the same configs; bad ones are refused by name."""
+    from mimicgym.envs.mimic.reward import REWARD_PRESETS, RewardConfig
+
+    env = MimicEnv(clip="walk", reward_config="keep_up")
+    assert env.reward.config == REWARD_PRESETS["keep_up"]
+    env.set_state_to_reference(100)
+    knee = mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_JOINT, "right_knee")
+    chest = mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_JOINT, "chest")
+    env.data.qvel[env.model.jnt_dofadr[knee]] += 2.0
+    env.data.qvel[env.model.jnt_dofadr[chest] + 1] -= 1.0  # one axis of a ball joint
+    mujoco.mj_forward(env.model, env.data)
+    knee_w, chest_w = 0.3 / 4.8, 0.5 / 4.8
+    assert env.imitation_terms()[1] == pytest.approx(np.exp(-0.1 * (knee_w * 4.0 + chest_w * 1.0)), rel=1e-9)
+    # The weights of the preset, and a perfect match still earns their sum.
+    env.set_state_to_reference(100)
+    assert env.reward.imitation(env.imitation_terms()[None])[0] == pytest.approx(env.reward.max_imitation)
+    assert env.reward.max_imitation == pytest.approx(1.0)
+    assert MimicEnv(clip="walk", reward_config={"com_weight": 0.3}).reward.config == RewardConfig(com_weight=0.3)
+    assert MimicEnv(clip="walk", reward_config="paper").reward.config == RewardConfig()
+    for bad, match in (("bogus", "preset must be one of"), ({"com_wieght": 1.0}, "no fields.*com_wieght"),
+                       ({"velocity_joint_weights": 1}, "velocity_joint_weights"), (3, "got 3")):
+        with pytest.raises(ValueError, match=match):
+            MimicEnv(clip="walk", reward_config=bad)
+
+
 def test_body_velocities_in_observation_match_mujoco(walk_env):
     env = walk_env
     env.reset(seed=3)

@@ -63,6 +63,48 @@ def test_export_refuses_other_agents(tmp_path):
         pretrained.export(run.run_dir, tmp_path / "x.pt")
 
 
+def test_a_shaped_training_reward_is_scored_and_shipped_with_the_papers(tmp_path):
+    """``eval_env_kwargs``: a run trained on the "keep_up" reward evaluates (periodically, at the
+    end, in ``evaluate_run``) and ships with the paper's reward; the flag reaches the config."""
+    import gymnasium as gym
+
+    from mimicgym.cli import build_parser, config_from_args
+    from mimicgym.envs.mimic.reward import REWARD_PRESETS, RewardConfig
+    from mimicgym.runs.envs import make_env
+    from mimicgym.runs.evaluation import EVAL_SEED_OFFSET, evaluate_episodes
+    from mimicgym.runs.playback import evaluate_run
+
+    args = build_parser().parse_args(["train", "--env", "mimicgym/MimicWalk-v0", "--env-kwarg", "reward_config=keep_up",
+                                      "episode_seconds=0.5", "--eval-env-kwarg", "reward_config=paper"])
+    cfg = config_from_args(args)
+    assert cfg.env_kwargs == {"reward_config": "keep_up", "episode_seconds": 0.5}
+    assert cfg.eval_env_kwargs == {"reward_config": "paper"}
+    assert make_env(cfg).unwrapped.reward.config == REWARD_PRESETS["keep_up"]
+    evaluation_env = make_env(cfg, evaluation=True).unwrapped
+    assert evaluation_env.reward.config == RewardConfig() and evaluation_env.max_episode_steps == 15
+
+    cfg = RunConfig(env="mimicgym/MimicWalk-v0", agent="ppo", timesteps=64, seed=1, logdir=str(tmp_path),
+                    eval_episodes=2, progress_bar=False, env_kwargs=cfg.env_kwargs,
+                    eval_env_kwargs=cfg.eval_env_kwargs,
+                    hyperparameters={"n_envs": 2, "n_steps": 32, "batch_size": 32, "n_epochs": 1,
+                                     "net_arch": {"pi": [32, 16], "vf": [8]}})
+    run = train(cfg)
+    agent = PPO.load(run.model_path, env=run.agent.env, device="cpu")
+
+    def scored(**kwargs):
+        env = gym.make("mimicgym/MimicWalk-v0", episode_seconds=0.5, **kwargs)
+        return evaluate_episodes(agent, env, 2, 1 + EVAL_SEED_OFFSET).normalised_return
+
+    paper, shaped = scored(reward_config="paper"), scored(reward_config="keep_up")
+    assert not np.allclose(paper, shaped)
+    np.testing.assert_allclose(evaluate_run(run.run_dir).normalised_return, paper, rtol=1e-12)
+    np.testing.assert_allclose(run.evaluation.normalised_return, paper, rtol=1e-12)
+    path = pretrained.export(run.run_dir, tmp_path / "shaped.pt")
+    _, env = pretrained.load(str(path))
+    assert env.unwrapped.reward.config == RewardConfig()
+    assert pretrained.read(path)["training"]["env_kwargs"]["reward_config"] == "keep_up"
+
+
 def test_the_shipped_walk_policy_imitates_its_clip():
     """The issue's bar: deterministic normalised return >= 0.85 over 5 episodes of 10 s."""
     from mimicgym.runs.imitation import evaluate_imitation

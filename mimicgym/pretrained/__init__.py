@@ -70,7 +70,9 @@ class ActorPolicy(nn.Module):
 
 def export(run_dir: str | Path, out: str | Path, **training: Any) -> Path:
     """The policy of a finished PPO run (its ``model.pt``) as a shipped-policy file at ``out``;
-    ``training`` (samples, normalised return...) is recorded beside it."""
+    ``training`` (samples, normalised return...) is recorded beside it. The file's env is the
+    run's evaluation env (a run trained on a shaped reward ships with the reward it is scored
+    by); the training keywords are recorded under ``training``."""
     from mimicgym.agents.checkpoint import load_checkpoint, save_checkpoint
     from mimicgym.agents.policies import split_net_arch
     from mimicgym.runs.directory import find_model, run_config
@@ -84,7 +86,8 @@ def export(run_dir: str | Path, out: str | Path, **training: Any) -> Path:
     if config.get("shared_actor_critic"):
         raise ConfigError(f"{run_dir}: a shared actor-critic trunk cannot be split off its critic")
     state = {k: v for k, v in checkpoint["modules"]["policy"].items() if k.startswith(_ACTOR_KEYS)}
-    payload = {"class": CLASS, "env_id": cfg.env, "env_kwargs": dict(cfg.env_kwargs),
+    training = {"env_kwargs": dict(cfg.env_kwargs), **training} if cfg.eval_env_kwargs else training
+    payload = {"class": CLASS, "env_id": cfg.env, "env_kwargs": {**cfg.env_kwargs, **cfg.eval_env_kwargs},
                "net_arch": split_net_arch(config["net_arch"])[0], "activation": config["activation"],
                "normalize_observations": bool(config["normalize_observations"]),
                "state_dict": state, "training": {"agent": "ppo", "seed": cfg.seed, **training}}

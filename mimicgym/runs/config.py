@@ -27,6 +27,7 @@ SB3_PREFIX = "sb3:"
 RLLIB_PREFIX = "rllib:"  # RLlib's algorithms by registered name (mimicgym.runs.rllib)
 OBSERVATION_WRAPPERS = ("onehot", "image")
 ENGINES = ("local", "ray")
+KEYWORD_TABLES = ("hyperparameters", "env_kwargs", "eval_env_kwargs")  # dict options: TOML tables
 
 
 @dataclass
@@ -39,6 +40,9 @@ class RunConfig:
     logdir: str = "runs"  # parent of the run directory
     run_name: str | None = None  # default: AGENT_ENV_sSEED, with _2, _3... when taken
     env_kwargs: dict[str, Any] = field(default_factory=dict)  # gym.make keywords
+    # gym.make keywords of the evaluation envs, over env_kwargs: e.g. the paper's reward for a
+    # policy trained on a shaped one, so that evaluations report the figure runs are compared by
+    eval_env_kwargs: dict[str, Any] = field(default_factory=dict)
     hyperparameters: dict[str, Any] = field(default_factory=dict)  # the agent's (checked)
     wrapper: str | None = None  # observation wrapper for deep agents: onehot | image
     n_envs: int = 1  # parallel envs for stable-baselines3 algorithms

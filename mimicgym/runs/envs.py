@@ -34,13 +34,15 @@ def wrap_observation(env: gym.Env, wrapper: str | None) -> gym.Env:
     return wrappers.OneHotObservation(env) if wrapper == "onehot" else wrappers.ImageObservation(env)
 
 
-def make_env(cfg: RunConfig, **extra_kwargs) -> gym.Env:
-    """One env as the run trains on it (``extra_kwargs``: e.g. ``render_mode``)."""
+def make_env(cfg: RunConfig, evaluation: bool = False, **extra_kwargs) -> gym.Env:
+    """One env as the run trains on it, or with ``evaluation`` as it is evaluated on
+    (``cfg.eval_env_kwargs`` over its keywords); ``extra_kwargs``: e.g. ``render_mode``."""
     env_spec(cfg.env)
+    kwargs = {**cfg.env_kwargs, **cfg.eval_env_kwargs} if evaluation else cfg.env_kwargs
     try:
-        env = gym.make(cfg.env, **{**cfg.env_kwargs, **extra_kwargs})
+        env = gym.make(cfg.env, **{**kwargs, **extra_kwargs})
     except (TypeError, ValueError) as e:  # a keyword the env does not take, or a bad value
-        raise ConfigError(f"env {cfg.env!r} with keywords {cfg.env_kwargs}: {e}") from None
+        raise ConfigError(f"env {cfg.env!r} with keywords {kwargs}: {e}") from None
     return wrap_observation(env, cfg.wrapper)
 
 

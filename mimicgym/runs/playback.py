@@ -32,7 +32,7 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | N
     run_dir = locate_run(run_dir)
     cfg = run_config(run_dir)
     learner = load_run_learner(run_dir, cfg)
-    env = make_env(cfg)
+    env = make_env(cfg, evaluation=True)
     try:
         return evaluate_episodes(learner.model, env, cfg.eval_episodes if episodes is None else episodes,
                                  (cfg.seed if seed is None else seed) + EVAL_SEED_OFFSET,
@@ -53,7 +53,7 @@ def render_run(run_dir: str | Path, out: str | Path | None = None, seconds: floa
     if not is_imitation_env(cfg.env):
         raise ConfigError(f"{run_dir} trained on {cfg.env}; render needs an imitation run")
     learner = load_run_learner(run_dir, cfg)
-    env = make_env(cfg, render_mode="rgb_array", width=width, height=height, rsi=False,
+    env = make_env(cfg, evaluation=True, render_mode="rgb_array", width=width, height=height, rsi=False,
                    episode_seconds=seconds)
     try:
         return _render(learner.model, env, learner.normalize_obs, seed,

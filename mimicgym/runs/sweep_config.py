@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mimicgym.errors import ConfigError
-from mimicgym.runs.config import RunConfig, config_from_values, load_toml
+from mimicgym.runs.config import KEYWORD_TABLES, RunConfig, config_from_values, load_toml
 
 TABLES = ("sweep", "hyperparameters", "env_kwargs")
 SWEEP_KEYS = ("name", "seeds")  # beside RunConfig's fields
@@ -207,7 +207,7 @@ def sweep_from_values(values: dict[str, Any], source: str = "", logdir: str | No
             raise ConfigError(f"{where}[{table}] must be a table, got {given!r}")
         tables[table] = dict(given)
     head = tables["sweep"]
-    options = {f.name for f in dataclasses.fields(RunConfig)} - {"hyperparameters", "env_kwargs"}
+    options = {f.name for f in dataclasses.fields(RunConfig)} - set(KEYWORD_TABLES)
     for key in head:
         if key in _REFUSED:
             raise ConfigError(f"{where}[sweep] {key} = {head[key]!r}: {_REFUSED[key]}")

@@ -167,7 +167,7 @@ class _Session:
             if self._eval_env is not None:
                 self._eval_env.close()
             extra = {"render_mode": "rgb_array", "width": 320, "height": 240} if video else {}
-            self._eval_env = make_env(cfg, **extra)
+            self._eval_env = make_env(cfg, evaluation=True, **extra)
         frames = [] if video else None
         result = evaluate_episodes(self.learner.model, self._eval_env, episodes, cfg.seed + EVAL_SEED_OFFSET,
                                    normalize_obs=self.learner.normalize_obs,

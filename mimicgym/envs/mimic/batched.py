@@ -3,7 +3,7 @@ every ``mimicgym`` imitation id (see the class docstring)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -103,9 +103,9 @@ class BatchedMimicEnv(VectorEnv):
                  control_freq: int = 30, episode_seconds: float = 10.0, rsi: bool = True,
                  early_termination: bool = True, allowed_contacts: tuple[str, ...] | None | str = "default",
                  max_tracking_error: float | None = None, action_scale: float = 0.5,
-                 reward_config: RewardConfig | None = None, reference_targets: bool = True, task: bool = False,
-                 target_speed: float = 1.0, render_mode: str | None = None, width: int = 480, height: int = 480,
-                 threads: int = 1) -> None:
+                 reward_config: RewardConfig | str | Mapping | None = None, reference_targets: bool = True,
+                 task: bool = False, target_speed: float = 1.0, render_mode: str | None = None,
+                 width: int = 480, height: int = 480, threads: int = 1) -> None:
         for name, value in (("num_envs", num_envs), ("threads", threads)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")

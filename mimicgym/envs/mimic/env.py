@@ -4,6 +4,7 @@ the class docstring documents its spaces, rewards, episode ends and arguments.""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import gymnasium as gym
@@ -117,7 +118,9 @@ class MimicEnv(gym.Env):
       only unless cartwheel/crawl/roll/getup; None: all).
     - ``max_tracking_error=None``: mean body-position error (m) that terminates (None: off).
     - ``action_scale=0.5``: radians of PD-target offset per unit action.
-    - ``reward_config=None``: term weights, scales, ``task_weight`` (None: ``RewardConfig()``).
+    - ``reward_config=None``: term weights, scales, ``task_weight``: a ``RewardConfig``, a mapping
+      of its fields, or a preset name, ``"paper"`` (eq. 5-9; None means it) or ``"keep_up"`` (a
+      training reward for fast clips: see ``mimicgym.envs.mimic.reward.REWARD_PRESETS``).
     - ``reference_targets=True``: put the next reference pose, relative, in the observation.
     - ``task=False``: add the target-heading task (observation, ``task_reward``).
     - ``target_speed=1.0``: task speed (m/s).
@@ -141,7 +144,7 @@ class MimicEnv(gym.Env):
                  episode_seconds: float = 10.0, rsi: bool = True, early_termination: bool = True,
                  allowed_contacts: tuple[str, ...] | None | str = "default",
                  max_tracking_error: float | None = None, action_scale: float = 0.5,
-                 reward_config: RewardConfig | None = None, reference_targets: bool = True,
+                 reward_config: RewardConfig | str | Mapping | None = None, reference_targets: bool = True,
                  task: bool = False,
                  target_speed: float = 1.0, render_mode: str | None = None,
                  width: int = 480, height: int = 480) -> None:

@@ -7,7 +7,8 @@ for a batch of characters (every array has a leading batch axis N; the single en
   DeepMimic's per-joint weights normalised to sum 1 (quaternion difference angles for ball
   joints, angle differences for hinges);
 - velocity: ``sum ||qdot_j - qdot_ref_j||^2`` over the local joint angular velocities (root
-  angular velocity included, root translation excluded);
+  angular velocity included, root translation excluded); with ``velocity_joint_weights`` each
+  joint's error weighted by its pose weight, as DeepMimic's released code has it;
 - end effector: ``sum_e ||p_e - p_ref_e||^2`` of the hands and feet relative to the root, each
   in its own character's heading frame;
 - centre of mass: ``||p_c - p_ref_c||^2`` in world coordinates.
@@ -15,7 +16,8 @@ for a batch of characters (every array has a leading batch axis N; the single en
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -37,14 +39,43 @@ class RewardConfig:
     end_effector_scale: float = 40.0
     com_scale: float = 10.0
     task_weight: float = 0.0  # the imitation part is weighted 1 - task_weight
+    # The paper's eq. 7 sums the joints' squared velocity errors; DeepMimic's code weights them by
+    # the pose weights (which sum to 1), about a tenth of the sum: a term a fast clip can earn.
+    velocity_joint_weights: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.velocity_joint_weights, (bool, np.bool_)):
+            raise ValueError(f"RewardConfig.velocity_joint_weights must be a bool, "
+                             f"got {self.velocity_joint_weights!r}")
         for name, value in vars(self).items():
-            if not np.isfinite(value) or value < 0:
+            if name == "velocity_joint_weights":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
                 raise ValueError(f"RewardConfig.{name} must be finite and >= 0, got {value!r}")
         if self.task_weight > 1:
             raise ValueError(
                 f"RewardConfig.task_weight must be in [0, 1], got {self.task_weight!r}")
+
+    @classmethod
+    def of(cls, spec: RewardConfig | str | Mapping | None) -> RewardConfig:
+        """A config from a config, a preset name (:data:`REWARD_PRESETS`), a mapping of field
+        values (what a JSON run config holds) or None (the paper's)."""
+        if spec is None:
+            return cls()
+        if isinstance(spec, cls):
+            return spec
+        if isinstance(spec, str):
+            if spec not in REWARD_PRESETS:
+                raise ValueError(f"reward_config preset must be one of {sorted(REWARD_PRESETS)}, "
+                                 f"got {spec!r}")
+            return REWARD_PRESETS[spec]
+        if isinstance(spec, Mapping):
+            unknown = set(spec) - {f.name for f in fields(cls)}
+            if unknown:
+                raise ValueError(f"reward_config has no fields {sorted(unknown)}; "
+                                 f"it takes {[f.name for f in fields(cls)]}")
+            return cls(**spec)
+        raise ValueError(f"reward_config must be a RewardConfig, preset name or mapping, got {spec!r}")
 
     @property
     def term_weights(self) -> np.ndarray:
@@ -57,12 +88,25 @@ class RewardConfig:
                          self.com_scale])
 
 
+# Named configs for ``reward_config="NAME"``. "paper": eq. 5-9 of the paper (the default, and what
+# evaluations report). "keep_up": a training reward for fast clips, after DeepMimic's code, whose
+# root-position term (weight 0.2, scale 5) and centre-of-mass velocity term (0.1) pull the
+# character along with the reference: here one centre-of-mass term of weight 0.3 at scale 5 (0.3 m
+# behind still earns 0.64 of it, where the paper's scale 10 gives 0.41 and nothing by 0.6 m), and
+# the joint-weighted velocity error.
+REWARD_PRESETS = {
+    "paper": RewardConfig(),
+    "keep_up": RewardConfig(pose_weight=0.5, velocity_weight=0.05, end_effector_weight=0.15,
+                            com_weight=0.3, com_scale=5.0, velocity_joint_weights=True),
+}
+
+
 class ImitationReward:
     """Evaluates the four imitation terms of simulated states against reference states."""
 
-    def __init__(self, character: Character, config: RewardConfig | None = None) -> None:
+    def __init__(self, character: Character, config: RewardConfig | str | Mapping | None = None) -> None:
         self.character = character
-        self.config = config or RewardConfig()
+        self.config = RewardConfig.of(config)
         self._weights = self.config.term_weights
         self._neg_scales = -self.config.term_scales
         # The pose error reads quaternions (the root's orientation and each ball joint) and
@@ -87,7 +131,9 @@ class ImitationReward:
         # them all, D = half angles (squared angle / 4), hinge angles, joint velocities (the
         # root's angular ones, not its translation), end-effector and CoM coordinates.
         n_ee = len(character.end_effector_index)
-        columns = [(4.0 * np.array(quat_w), 0), (np.array(hinge_w), 0), (np.ones(m.nv - 3), 1),
+        joint_velocity_w = (character.dof_pose_weight[3:] if self.config.velocity_joint_weights
+                            else np.ones(m.nv - 3))
+        columns = [(4.0 * np.array(quat_w), 0), (np.array(hinge_w), 0), (joint_velocity_w, 1),
                    (np.ones(3 * n_ee), 2), (np.ones(3), 3)]
         self._sum = np.zeros((sum(len(w) for w, _ in columns), 4))
         row = 0
