@@ -20,14 +20,18 @@ the paper's points (PNG).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import mimicgym  # noqa: E402,F401
-from mimicgym.envs.mimic.reward import REWARD_PRESETS  # noqa: E402
+from mimicgym.cli import parse_assignments  # noqa: E402
+from mimicgym.envs.mimic.env import MimicEnv  # noqa: E402
+from mimicgym.envs.mimic.reward import REWARD_PRESETS, RewardConfig  # noqa: E402
 from mimicgym.runs import RunConfig, resume, train  # noqa: E402
 from mimicgym.runs.directory import find_model  # noqa: E402
 from mimicgym.runs.imitation_curves import load_run, plot, summary  # noqa: E402
@@ -39,13 +43,14 @@ THRESHOLDS = (0.5, 0.8, 0.85, 0.9)
 TERMS = ("pose", "velocity", "end_effector", "com")
 
 
-def run_dir_of(logdir: Path, clip: str, character: str, seed: int, reward: str = "paper") -> Path:
-    return logdir / f"{clip}_{character}{'' if reward == 'paper' else '_' + reward}_s{seed}"
+def run_dir_of(logdir: Path, clip: str, character: str, seed: int, reward: str = "paper", tag: str = "") -> Path:
+    return logdir / f"{clip}_{character}{'' if reward == 'paper' else '_' + reward}{'_' + tag if tag else ''}_s{seed}"
 
 
 def train_clip(logdir: Path, clip: str, character: str, seed: int, samples: int, eval_every: int,
-               threads: int, reward: str = "paper") -> None:
-    run_dir = run_dir_of(logdir, clip, character, seed, reward)
+               threads: int, reward: str = "paper", train_env_kwargs: dict | None = None,
+               tag: str = "") -> None:
+    run_dir = run_dir_of(logdir, clip, character, seed, reward, tag)
     if (run_dir / "eval.json").is_file():
         print(f"{run_dir}: finished, left alone")
         return
@@ -57,10 +62,19 @@ def train_clip(logdir: Path, clip: str, character: str, seed: int, samples: int,
     env_kwargs = {} if clip in IDS else {"clip": clip}
     if character != "humanoid3d":
         env_kwargs["character"] = character
-    # A shaped training reward is only that: evaluations score the paper's reward, as every run is.
+    # A shaped training reward or a training-only keyword is only that: evaluations score the
+    # paper's reward on the default env, as every run is.
     eval_env_kwargs = {}
     if reward != "paper":
         env_kwargs["reward_config"], eval_env_kwargs["reward_config"] = reward, "paper"
+    defaults = inspect.signature(MimicEnv).parameters
+    for key, value in (train_env_kwargs or {}).items():
+        if key not in defaults:
+            raise SystemExit(f"--train-env-kwarg: MimicEnv takes no keyword {key!r}")
+        if key == "reward_config" and isinstance(value, dict):  # fields over the --train-reward preset
+            value = asdict(RewardConfig.of({**asdict(RewardConfig.of(reward)), **value}))
+        env_kwargs[key] = value
+        eval_env_kwargs[key] = "paper" if key == "reward_config" else defaults[key].default
     cfg = RunConfig(env=IDS.get(clip, "mimicgym/Mimic-v0"), agent="ppo", timesteps=samples, seed=seed,
                     logdir=str(logdir), run_name=run_dir.name, env_kwargs=env_kwargs,
                     eval_env_kwargs=eval_env_kwargs, threads=threads,
@@ -110,6 +124,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-reward", default="paper", choices=sorted(REWARD_PRESETS),
                         help="reward preset to train on (evaluations always score 'paper')")
+    parser.add_argument("--train-env-kwarg", nargs="*", metavar="KEY=VALUE", default=[],
+                        help="MimicEnv keywords of the training envs only (TOML values, e.g. "
+                             "max_tracking_error=1.0 or reward_config={com_scale=3.0}); needs --tag")
+    parser.add_argument("--tag", default="", help="added to the run directory's name")
     parser.add_argument("--eval-every", type=int, default=250_000)
     parser.add_argument("--threads", type=int, default=2, help="physics and update threads")
     parser.add_argument("--logdir", type=Path, default=Path("runs/imitation"))
@@ -117,13 +135,16 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", type=Path, help="report these run directories (implies --report-only)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    train_env_kwargs = parse_assignments(args.train_env_kwarg, "--train-env-kwarg")
+    if train_env_kwargs and not args.tag:
+        parser.error("--train-env-kwarg needs a --tag to name its run directories")
     if args.runs:
         return report(args.runs, args.out)
     if not args.report_only:
         for clip in args.clips:
             train_clip(args.logdir, clip, args.character, args.seed, args.samples, args.eval_every,
-                       args.threads, args.train_reward)
-    report([run_dir_of(args.logdir, c, args.character, args.seed, args.train_reward) for c in args.clips],
+                       args.threads, args.train_reward, train_env_kwargs, args.tag)
+    report([run_dir_of(args.logdir, c, args.character, args.seed, args.train_reward, args.tag) for c in args.clips],
            args.out)
 
 

@@ -44,14 +44,13 @@ class RewardConfig:
     velocity_joint_weights: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.velocity_joint_weights, (bool, np.bool_)):
-            raise ValueError(f"RewardConfig.velocity_joint_weights must be a bool, "
-                             f"got {self.velocity_joint_weights!r}")
-        for name, value in vars(self).items():
-            if name == "velocity_joint_weights":
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
-                raise ValueError(f"RewardConfig.{name} must be finite and >= 0, got {value!r}")
+        for f in fields(self):  # the annotations are strings (postponed evaluation)
+            value = getattr(self, f.name)
+            if f.type == "bool":
+                if not isinstance(value, (bool, np.bool_)):
+                    raise ValueError(f"RewardConfig.{f.name} must be a bool, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+                raise ValueError(f"RewardConfig.{f.name} must be finite and >= 0, got {value!r}")
         if self.task_weight > 1:
             raise ValueError(
                 f"RewardConfig.task_weight must be in [0, 1], got {self.task_weight!r}")
